@@ -1,0 +1,3 @@
+from chanscan.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,130 @@
+"""Discovery: is the port open, and which management channel speaks on it.
+
+One TCP connection per port: connect (refused = closed, no answer = filtered), wait
+briefly for a server-first banner (SSH, ESXi authd), else send the request that port
+most likely answers (X.224 for RDP ports, ``GET /`` for plaintext HTTP ports, a TLS
+ClientHello elsewhere) and classify the reply. The scheduler wraps all of it in the
+endpoint deadline; this module never opens nurseries or sets its own deadline beyond
+the sniff waits that define the protocol.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import trio
+
+from chanscan.discovery_wire import (
+    HTTP_PORTS,
+    RDP_PORTS,
+    build_client_hello,
+    build_http_request,
+    build_x224_connection_request,
+    classify_banner,
+    classify_reply,
+    parse_http_head,
+)
+from chanscan.errors import ConnectError
+from chanscan.model import Channel, Status
+from chanscan.obs.http import HttpObservation
+from chanscan.probes.base import ProbeContext
+
+# Ports where the client speaks first (TLS web UIs, WinRM, CIM): no banner wait.
+CLIENT_FIRST_PORTS = frozenset({443, 5480, 5986, 5989, 8443, 9443, 80, 5985, 8080, 3389, 2179})
+
+_MAX_REPLY = 16 * 1024
+
+
+@dataclass(frozen=True)
+class Discovery:
+    status: Status
+    channel: Channel = Channel.UNKNOWN
+    banner: bytes = b""
+    http: HttpObservation | None = None
+    detail: str | None = None
+
+
+async def _read_some(
+    stream: trio.SocketStream, seconds: float, until: bytes | None
+) -> tuple[bytes, bool]:
+    """Read until ``until`` appears, EOF, ``_MAX_REPLY`` bytes or ``seconds`` pass.
+    Returns the bytes and whether the peer closed the connection."""
+    data = b""
+    with trio.move_on_after(seconds):
+        while len(data) < _MAX_REPLY:
+            chunk = await stream.receive_some(4096)
+            if not chunk:
+                return data, True
+            data += chunk
+            if until is None or until in data:
+                break
+    return data, False
+
+
+def _first_request(port: int, server_name: str | None, host: str) -> tuple[bytes, bytes | None]:
+    if port in RDP_PORTS:
+        return build_x224_connection_request(), None
+    if port in HTTP_PORTS:
+        return build_http_request(server_name or host), b"\r\n\r\n"
+    return build_client_hello(server_name), None
+
+
+def _request_name(port: int) -> str:
+    if port in RDP_PORTS:
+        return "X.224 connection request"
+    return "HTTP request" if port in HTTP_PORTS else "TLS ClientHello"
+
+
+async def discover(ctx: ProbeContext) -> Discovery:
+    ep, opts = ctx.endpoint, ctx.options
+    try:
+        async with ctx.connection() as stream:
+            banner = b""
+            if ep.port not in CLIENT_FIRST_PORTS:
+                banner, eof = await _read_some(stream, opts.sniff_timeout, b"\n")
+                if eof and not banner:
+                    return Discovery(Status.ERROR, detail="closed the connection without a word")
+                if banner:
+                    sniff = classify_banner(banner)
+                    if sniff.channel is None:
+                        return Discovery(Status.OK, Channel.UNKNOWN, banner, detail=sniff.detail)
+                    if sniff.channel is Channel.AUTHD:
+                        # authd's line is followed by TLS on the same connection
+                        return Discovery(Status.OK, Channel.AUTHD, banner)
+                    return Discovery(Status.OK, sniff.channel, banner)
+            request, until = _first_request(ep.port, ep.server_name, ep.address)
+            try:
+                await stream.send_all(request)
+            except (trio.BrokenResourceError, OSError) as exc:
+                return Discovery(Status.ERROR, detail=f"connection lost while sniffing: {exc}")
+            reply, eof = await _read_some(stream, opts.network_timeout, until)
+    except ConnectError as exc:
+        if exc.kind == "refused":
+            return Discovery(Status.CLOSED, detail=str(exc))
+        if exc.kind == "timeout":
+            return Discovery(Status.FILTERED, detail=str(exc))
+        return Discovery(Status.ERROR, detail=str(exc))
+    except (trio.BrokenResourceError, OSError) as exc:
+        return Discovery(Status.ERROR, detail=f"connection lost while sniffing: {exc}")
+    if not reply and eof:
+        return Discovery(
+            Status.OK,
+            Channel.UNKNOWN,
+            detail=f"closed the connection after our {_request_name(ep.port)}",
+        )
+    if not reply:
+        return Discovery(
+            Status.TIMEOUT,
+            detail=f"TCP open but no protocol answer within {opts.network_timeout:g}s",
+        )
+    sniff = classify_reply(reply)
+    if sniff.channel is Channel.HTTP:
+        return Discovery(Status.OK, Channel.HTTP, http=parse_http_head(reply))
+    if sniff.channel is Channel.SSH:
+        return Discovery(Status.OK, Channel.SSH, reply)
+    if sniff.channel is None:
+        auth = classify_banner(reply)
+        if auth.channel is not None:
+            return Discovery(Status.OK, auth.channel, reply)
+        return Discovery(Status.OK, Channel.UNKNOWN, reply, detail=sniff.detail)
+    return Discovery(Status.OK, sniff.channel, detail=sniff.detail or None)

@@ -1,0 +1,137 @@
+"""Pure helpers for discovery's sniff: the bytes we send to a silent port and how we
+classify what comes back. No I/O here, so every branch is unit-testable.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+
+from chanscan.model import Channel
+from chanscan.obs.http import HttpObservation
+
+AUTHD_MARKER = b"VMware Authentication Daemon"
+RDP_PORTS = frozenset({3389, 2179})
+HTTP_PORTS = frozenset({80, 5985, 8080})
+
+# Cipher suites offered by the sniff hello: TLS 1.3, then modern and legacy 1.2 and
+# below, so that a TLS 1.0-only appliance answers with a ServerHello (or an alert)
+# rather than silence. Values from the IANA TLS Cipher Suites registry.
+_SNIFF_SUITES = (
+    0x1301, 0x1302, 0x1303,  # TLS_AES_128_GCM_SHA256, _256_GCM_SHA384, CHACHA20
+    0xC02B, 0xC02F, 0xC02C, 0xC030, 0xCCA9, 0xCCA8,  # ECDHE AEAD
+    0xC009, 0xC013, 0xC00A, 0xC014,  # ECDHE CBC
+    0x009E, 0x009F, 0x0033, 0x0039,  # DHE
+    0x009C, 0x009D, 0x002F, 0x0035, 0x000A, 0x0005, 0x0004,  # static RSA, 3DES, RC4
+    0x00FF,  # TLS_EMPTY_RENEGOTIATION_INFO_SCSV
+)  # fmt: skip
+
+
+def _ext(ext_type: int, body: bytes) -> bytes:
+    return struct.pack("!HH", ext_type, len(body)) + body
+
+
+def build_client_hello(server_name: str | None) -> bytes:
+    """A TLS record carrying a ClientHello that TLS 1.0 to 1.3 servers all answer.
+
+    RFC 8446 4.1.2 / 4.2; SNI per RFC 6066 3 only for a DNS name (never an IP literal).
+    """
+    exts = b""
+    if server_name:
+        name = server_name.encode("idna")
+        entry = b"\x00" + struct.pack("!H", len(name)) + name
+        exts += _ext(0x0000, struct.pack("!H", len(entry)) + entry)
+    groups = struct.pack("!5H", 0x001D, 0x0017, 0x0018, 0x0019, 0x0100)
+    exts += _ext(0x000A, struct.pack("!H", len(groups)) + groups)  # supported_groups
+    exts += _ext(0x000B, b"\x01\x00")  # ec_point_formats: uncompressed
+    sigalgs = struct.pack("!9H", 0x0403, 0x0503, 0x0603, 0x0804, 0x0805, 0x0806, 0x0401,
+                          0x0501, 0x0201)  # fmt: skip
+    exts += _ext(0x000D, struct.pack("!H", len(sigalgs)) + sigalgs)  # signature_algorithms
+    exts += _ext(0x002B, b"\x08\x03\x04\x03\x03\x03\x02\x03\x01")  # supported_versions
+    share = struct.pack("!HH", 0x001D, 32) + os.urandom(32)
+    exts += _ext(0x0033, struct.pack("!H", len(share)) + share)  # key_share: x25519
+    suites = b"".join(struct.pack("!H", s) for s in _SNIFF_SUITES)
+    body = (
+        b"\x03\x03"
+        + os.urandom(32)
+        + b"\x20"
+        + os.urandom(32)
+        + struct.pack("!H", len(suites))
+        + suites
+        + b"\x01\x00"
+        + struct.pack("!H", len(exts))
+        + exts
+    )
+    handshake = b"\x01" + struct.pack("!I", len(body))[1:] + body
+    return b"\x16\x03\x01" + struct.pack("!H", len(handshake)) + handshake
+
+
+def build_x224_connection_request() -> bytes:
+    """TPKT + X.224 Connection Request + RDP_NEG_REQ asking for TLS or CredSSP
+    ([MS-RDPBCGR] 2.2.1.1)."""
+    neg_req = struct.pack("<BBHI", 0x01, 0x00, 8, 0x00000003)  # PROTOCOL_SSL | PROTOCOL_HYBRID
+    x224 = bytes([6 + len(neg_req), 0xE0, 0, 0, 0, 0, 0]) + neg_req
+    return struct.pack("!BBH", 3, 0, 4 + len(x224)) + x224
+
+
+def build_http_request(host: str) -> bytes:
+    return (
+        f"GET / HTTP/1.1\r\nHost: {host}\r\nUser-Agent: chanscan\r\n"
+        "Accept: */*\r\nConnection: close\r\n\r\n"
+    ).encode("ascii", "replace")
+
+
+@dataclass(frozen=True)
+class Sniff:
+    channel: Channel | None  # None: not recognised (yet)
+    detail: str = ""
+
+
+def classify_banner(data: bytes) -> Sniff:
+    """Classify what a server sent before we said anything."""
+    if data.startswith(b"SSH-"):
+        return Sniff(Channel.SSH)
+    if data.startswith(b"220") and AUTHD_MARKER in data:
+        return Sniff(Channel.AUTHD)
+    return Sniff(None, f"unrecognised banner {data[:60]!r}")
+
+
+def classify_reply(data: bytes) -> Sniff:
+    """Classify the answer to one of our sniff requests."""
+    if len(data) >= 3 and data[0] in (0x15, 0x16) and data[1] == 0x03:
+        return Sniff(Channel.TLS)
+    if len(data) >= 2 and data[0] == 0x16 and data[1] in (0x00, 0x02):
+        return Sniff(Channel.TLS, "SSL 2.0 style record")
+    if data[:2] == b"\x03\x00" and len(data) >= 11 and data[5] == 0xD0:
+        return Sniff(Channel.RDP)  # TPKT + X.224 Connection Confirm
+    if data.startswith(b"HTTP/"):
+        return Sniff(Channel.HTTP)
+    if data.startswith(b"SSH-"):
+        return Sniff(Channel.SSH)
+    return Sniff(None, f"unrecognised answer {data[:60]!r}")
+
+
+def parse_http_head(data: bytes) -> HttpObservation | None:
+    """Status line and the few headers discovery cares about; None if not HTTP."""
+    head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1")
+    lines = head.split("\r\n")
+    parts = lines[0].split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+        return None
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            headers.setdefault(name.strip().lower(), value.strip())
+    status = int(parts[1])
+    location = headers.get("location")
+    return HttpObservation(
+        status=status,
+        reason=parts[2] if len(parts) > 2 else "",
+        location=location,
+        server=headers.get("server"),
+        redirects_to_https=300 <= status < 400
+        and location is not None
+        and location.lower().startswith("https://"),
+    )

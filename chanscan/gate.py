@@ -1,0 +1,116 @@
+"""CI gates over a scan report: which findings or grades make a pipeline fail.
+
+Pure functions, shared by the JUnit report and the exit-code logic so the two can
+never disagree. Waived findings never fail a gate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chanscan.errors import UsageError
+from chanscan.model import EndpointResult, Finding, ScanReport, Severity, Status
+
+# Best first, as in the SSL Labs rating guide (A+ above A; E is ours, between D and F).
+GRADES = ("A+", "A", "A-", "B", "C", "D", "E", "F")
+
+
+def grade_rank(grade: str) -> int:
+    """0 for A+, larger is worse; unknown grades rank worst so they never pass a gate."""
+    try:
+        return GRADES.index(grade)
+    except ValueError:
+        return len(GRADES)
+
+
+def parse_grade(text: str) -> str:
+    """Validate a --min-grade value."""
+    grade = text.strip().upper()
+    if grade not in GRADES:
+        raise UsageError(f"unknown grade {text!r}; expected one of {', '.join(GRADES)}")
+    return grade
+
+
+def worse_grade(a: str | None, b: str | None) -> str | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a if grade_rank(a) >= grade_rank(b) else b
+
+
+def over_gate(finding: Finding, fail_on: Severity) -> bool:
+    return not finding.waived and finding.severity.rank >= fail_on.rank
+
+
+@dataclass(frozen=True)
+class GateFailure:
+    host: str
+    address: str
+    port: int
+    channel: str
+    kind: str  # "finding" or "grade"
+    subject: str  # the finding id, or the grade axis "overall"
+    severity: Severity | None  # the finding's; None for a grade failure
+    message: str
+
+
+def endpoint_gate_failures(
+    result: EndpointResult, fail_on: Severity, min_grade: str | None = None
+) -> list[GateFailure]:
+    out: list[GateFailure] = []
+    for f in result.findings:
+        if over_gate(f, fail_on):
+            out.append(
+                GateFailure(
+                    host=result.host,
+                    address=result.address,
+                    port=result.port,
+                    channel=result.channel.value,
+                    kind="finding",
+                    subject=f.id,
+                    severity=f.severity,
+                    message=f"{f.severity.value}: {f.title}",
+                )
+            )
+    grade = result.grade
+    if (
+        min_grade is not None
+        and grade is not None
+        and grade_rank(grade.overall) > grade_rank(min_grade)
+    ):
+        out.append(
+            GateFailure(
+                host=result.host,
+                address=result.address,
+                port=result.port,
+                channel=result.channel.value,
+                kind="grade",
+                subject="overall",
+                severity=None,
+                message=f"grade {grade.overall} is below the minimum {min_grade}",
+            )
+        )
+    return out
+
+
+def gate_failures(
+    report: ScanReport, fail_on: Severity, min_grade: str | None = None
+) -> list[GateFailure]:
+    """Every reason the report fails the gate, in report order."""
+    out: list[GateFailure] = []
+    for result in report.endpoints:
+        out.extend(endpoint_gate_failures(result, fail_on, min_grade))
+    return out
+
+
+def unprobed(report: ScanReport) -> list[EndpointResult]:
+    """Endpoints chanscan could not assess (timeout, filtered, error): exit 3 material."""
+    return [
+        r for r in report.endpoints if r.status in (Status.TIMEOUT, Status.FILTERED, Status.ERROR)
+    ]
+
+
+def worst_severity(findings: tuple[Finding, ...], include_waived: bool = False) -> Severity | None:
+    ranked = [f.severity for f in findings if include_waived or not f.waived]
+    return max(ranked, key=lambda s: s.rank) if ranked else None

@@ -1,0 +1,178 @@
+"""Values that cross module boundaries: endpoints, findings, grades, results, the report.
+
+Every class here is a frozen dataclass of plain types, tuples and enums so that
+``chanscan.serde`` can turn it into the versioned JSON format and back, and
+``chanscan.schema`` can derive the JSON Schema from the same definitions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from chanscan.obs.http import HttpObservation
+from chanscan.obs.rdp import RdpObservation
+from chanscan.obs.ssh import SshObservation
+from chanscan.obs.tls import TlsObservation
+
+SCHEMA_ID = "chanscan/1"
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _SEVERITY_ORDER.index(self)
+
+
+_SEVERITY_ORDER = (
+    Severity.INFO,
+    Severity.LOW,
+    Severity.MEDIUM,
+    Severity.HIGH,
+    Severity.CRITICAL,
+)
+
+
+class Axis(StrEnum):
+    MITM = "mitm"
+    EAVESDROPPING = "eavesdropping"
+    BOTH = "both"
+
+
+class Channel(StrEnum):
+    TLS = "tls"
+    SSH = "ssh"
+    RDP = "rdp"
+    AUTHD = "authd"
+    HTTP = "http"
+    UNKNOWN = "unknown"
+
+
+class Status(StrEnum):
+    OK = "ok"
+    CLOSED = "closed"
+    FILTERED = "filtered"
+    TIMEOUT = "timeout"
+    ERROR = "error"
+
+
+class PlatformHint(StrEnum):
+    AUTO = "auto"
+    VCENTER = "vcenter"
+    ESXI = "esxi"
+    XENSERVER = "xenserver"
+    HYPERV = "hyperv"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One address and port to scan, with what the user told us about it."""
+
+    host: str  # the name the user gave (hostname or address literal)
+    address: str  # the resolved IP address connections go to
+    port: int
+    platform_hint: PlatformHint = PlatformHint.AUTO
+    policy: str = "default"
+    group: str | None = None
+
+    @property
+    def server_name(self) -> str | None:
+        """The name to send as SNI and match certificates against; None when scanned
+        by address (RFC 6066 3: literal IP addresses are not permitted in SNI)."""
+        return None if self.host == self.address else self.host
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.address, self.port)
+
+
+@dataclass(frozen=True)
+class Finding:
+    id: str  # stable, dotted: "tls.protocol.tls1_0"
+    title: str
+    severity: Severity
+    axis: Axis
+    evidence: tuple[str, ...] = ()
+    remediation: str = ""
+    references: tuple[str, ...] = ()
+    waived: bool = False
+    waiver_reason: str | None = None
+    policy: str | None = None  # set when the finding is a policy violation
+
+
+@dataclass(frozen=True)
+class GradeCaps:
+    eavesdropping: str | None = None
+    mitm: str | None = None
+
+
+@dataclass(frozen=True)
+class Grade:
+    eavesdropping: str
+    mitm: str
+    overall: str
+    capped_by: GradeCaps = field(default_factory=GradeCaps)
+
+
+@dataclass(frozen=True)
+class PlatformInfo:
+    product: str | None = None
+    version: str | None = None
+    build: str | None = None
+    confidence: str = "none"  # none/low/medium/high
+    evidence: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class EndpointResult:
+    host: str
+    address: str
+    port: int
+    channel: Channel
+    status: Status
+    error: str | None = None
+    group: str | None = None
+    policy: str = "default"
+    platform_hint: PlatformHint = PlatformHint.AUTO
+    banner: str | None = None  # first line the server sent unprompted, if any
+    connections: int = 0  # TCP connections chanscan opened to this endpoint
+    elapsed_ms: int = 0
+    tls: TlsObservation | None = None
+    ssh: SshObservation | None = None
+    rdp: RdpObservation | None = None
+    http: HttpObservation | None = None
+    platform: PlatformInfo | None = None
+    findings: tuple[Finding, ...] = ()
+    grade: Grade | None = None
+
+    @property
+    def endpoint(self) -> Endpoint:
+        return Endpoint(
+            host=self.host,
+            address=self.address,
+            port=self.port,
+            platform_hint=self.platform_hint,
+            policy=self.policy,
+            group=self.group,
+        )
+
+    @property
+    def reachable(self) -> bool:
+        return self.status in (Status.OK, Status.CLOSED)
+
+
+@dataclass(frozen=True)
+class ScanReport:
+    schema: str
+    tool_version: str
+    complete: bool
+    started_at: str  # RFC 3339, UTC
+    finished_at: str
+    endpoints: tuple[EndpointResult, ...]
+    command: tuple[str, ...] = ()

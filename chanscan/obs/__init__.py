@@ -1,0 +1,1 @@
+"""Observations: what a probe saw on the wire, before any judgement."""

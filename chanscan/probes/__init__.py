@@ -1,0 +1,22 @@
+"""Probes, one per channel, behind the :class:`chanscan.probes.base.Probe` protocol."""
+
+from __future__ import annotations
+
+from chanscan.model import Channel
+from chanscan.probes.base import Probe
+
+
+def default_probes() -> dict[Channel, Probe]:
+    """Every channel chanscan knows how to probe. Imported lazily: sslyze and asyncssh
+    are heavy, and ``chanscan report`` / ``diff`` need neither."""
+    from chanscan.probes.rdp import RdpProbe
+    from chanscan.probes.ssh import SshProbe
+    from chanscan.probes.tls import TlsProbe
+
+    tls = TlsProbe()
+    return {
+        Channel.TLS: tls,
+        Channel.AUTHD: tls,
+        Channel.SSH: SshProbe(),
+        Channel.RDP: RdpProbe(),
+    }

@@ -1,0 +1,100 @@
+"""The contract between the scheduler and the probes.
+
+A probe is an object with a ``channel`` and an async ``run(ctx)`` that returns an
+:class:`Observation` (one of the ``chanscan.obs`` types). Probes never open
+nurseries, never start threads and never set their own deadlines: everything that
+needs concurrency, a thread, or a connection budget goes through the
+:class:`ProbeContext` the scheduler hands them, and the scheduler wraps ``run`` in
+the endpoint deadline. A probe signals a broken peer by raising
+:class:`chanscan.errors.ProbeError`; the scheduler turns it into an error row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import trio
+
+from chanscan.model import Channel, Endpoint
+from chanscan.obs.rdp import RdpObservation
+from chanscan.obs.ssh import SshObservation
+from chanscan.obs.tls import TlsObservation
+
+T = TypeVar("T")
+
+Observation = TlsObservation | SshObservation | RdpObservation
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    """Tunables every probe may read. Times are seconds."""
+
+    connect_timeout: float = 3.0  # one TCP connect during discovery
+    sniff_timeout: float = 1.5  # wait for a server-first banner (SSH, authd)
+    endpoint_deadline: float = 30.0  # the whole probe of one endpoint
+    network_timeout: float = 5.0  # one read/handshake inside a probe (sslyze's)
+    per_host_connections: int = 5  # an ESXi hostd survives this
+    global_connections: int = 64
+    worker_threads: int = 8  # long-lived threads for blocking work (sslyze/nassl)
+    ca_bundle: Path | None = None
+    ssh_user: str = "chanscan-probe"  # neutral user name for the 'none' auth query
+
+
+class ProbeContext(Protocol):
+    """What the scheduler offers a probe for one endpoint."""
+
+    @property
+    def endpoint(self) -> Endpoint: ...
+
+    @property
+    def options(self) -> ScanOptions: ...
+
+    @property
+    def banner(self) -> bytes:
+        """What discovery read from the server before sending anything (may be empty)."""
+        ...
+
+    def connection(self) -> AbstractAsyncContextManager[trio.SocketStream]:
+        """Open a TCP connection to the endpoint inside the host and global budgets;
+        counted in ``EndpointResult.connections``; closed on exit."""
+        ...
+
+    def budget(self) -> AbstractAsyncContextManager[None]:
+        """Hold one connection slot of the budgets without opening a socket (for work
+        that connects by itself, e.g. sslyze jobs or asyncssh)."""
+        ...
+
+    def count_connections(self, n: int = 1) -> None:
+        """Record connections a probe opened by other means (sslyze, asyncssh)."""
+        ...
+
+    def degrade_host(self) -> None:
+        """Tell the scheduler this host drops parallel connections: serialize it."""
+        ...
+
+    async def run_in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run blocking ``fn(*args)`` on one of the scheduler's long-lived workers.
+        Does not take a budget slot by itself: wrap in ``budget()`` when it connects."""
+        ...
+
+    async def run_asyncio(self, factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        """Run an asyncio coroutine (asyncssh) on the scheduler's asyncio loop thread;
+        cancelling the trio caller cancels the asyncio task."""
+        ...
+
+    async def gather(self, thunks: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
+        """Run ``thunks`` concurrently in the scheduler's nursery; results in order.
+        The first exception cancels the rest and propagates."""
+        ...
+
+
+class Probe(Protocol):
+    channel: Channel
+
+    async def run(self, ctx: ProbeContext) -> Observation: ...
+
+

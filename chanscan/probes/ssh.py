@@ -1,0 +1,226 @@
+"""The SSH probe: identification and KEXINIT over trio, host keys and auth methods via
+asyncssh on the scheduler's asyncio loop.
+
+Connections per endpoint: one for the greeting, one per host key family the server
+offers (RSA once, whatever its signature algorithms; each ECDSA curve, Ed25519, DSA and
+each certificate type separately) and one for the ``none`` authentication query. The
+asyncssh connections never send a password or a key: host keys come from a key
+exchange that stops after NEWKEYS, auth methods from the server's answer to ``none``
+(RFC 4252 5.2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from functools import partial
+from typing import Any
+
+import asyncssh
+from asyncssh.compression import get_compression_algs
+from asyncssh.encryption import get_encryption_algs
+from asyncssh.kex import get_kex_algs
+from asyncssh.mac import get_mac_algs
+from asyncssh.public_key import get_certificate_algs, get_public_key_algs
+
+from chanscan.errors import ProtocolError
+from chanscan.model import Channel
+from chanscan.obs.ssh import HostKey, KexInit, SshObservation
+from chanscan.probes.base import ProbeContext
+from chanscan.probes.ssh_wire import (
+    MAX_ID_LINE,
+    MAX_PACKET,
+    MAX_PRE_BANNER_BYTES,
+    MAX_SKIPPED_PACKETS,
+    NeedMore,
+    SshHello,
+    WireError,
+    key_bits,
+    parse_hello,
+)
+
+CLIENT_SOFTWARE = "chanscan_0.1"
+CLIENT_ID = f"SSH-2.0-{CLIENT_SOFTWARE}\r\n".encode("ascii")
+MAX_HELLO_BYTES = MAX_PRE_BANNER_BYTES + MAX_ID_LINE + (MAX_SKIPPED_PACKETS + 1) * MAX_PACKET
+
+CERT_SUFFIX = "-cert-v01@openssh.com"
+# One RSA key answers for all three RSA signature algorithms (RFC 8332 3); ask with the
+# strongest one the server offers so that the handshake succeeds on modern clients.
+_RSA_ALGS = ("rsa-sha2-512", "rsa-sha2-256", "ssh-rsa")
+
+
+def _names(algs: list[bytes]) -> list[str]:
+    return [a.decode("ascii") for a in algs]
+
+
+def _client_algs() -> dict[str, list[str]]:
+    # Everything asyncssh implements except GSS-API kex (needs Kerberos, no host key):
+    # the point is to reach servers that only speak legacy algorithms.
+    return {
+        "kex_algs": _names([a for a in get_kex_algs() if not a.startswith(b"gss-")]),
+        "encryption_algs": _names(get_encryption_algs()),
+        "mac_algs": _names(get_mac_algs()),
+        "compression_algs": _names(get_compression_algs()),
+    }
+
+
+def _is_rsa(base: str) -> bool:
+    # ssh-rsa-sha256@ssh.com and friends are Tectia's RSA signature variants.
+    return base in _RSA_ALGS or (base.startswith("ssh-rsa-sha") and base.endswith("@ssh.com"))
+
+
+def host_key_requests(offered: tuple[str, ...]) -> tuple[str, ...]:
+    """The host key algorithms to ask for, one per key family (and one per certificate
+    family), in the server's order; unknown to asyncssh -> still asked, fails visibly."""
+    out: list[str] = []
+    seen: set[str] = set()
+    for alg in offered:
+        cert = alg.endswith(CERT_SUFFIX)
+        base = alg[: -len(CERT_SUFFIX)] if cert else alg
+        family = ("rsa" if _is_rsa(base) else base) + (" cert" if cert else "")
+        if family in seen:
+            continue
+        seen.add(family)
+        if _is_rsa(base):
+            suffix = CERT_SUFFIX if cert else ""
+            alg = next((a + suffix for a in _RSA_ALGS if a + suffix in offered), alg)
+        out.append(alg)
+    return tuple(out)
+
+
+class SshProbe:
+    channel = Channel.SSH
+
+    async def run(self, ctx: ProbeContext) -> SshObservation:
+        hello = await read_hello(ctx)
+        ident = hello.identification
+        base = SshObservation(
+            identification=ident.line,
+            protocol_version=ident.protocol_version,
+            software=ident.software,
+            product=ident.product,
+            product_version=ident.product_version,
+            comments=ident.comments,
+            pre_banner=ident.pre_banner,
+            kexinit=hello.kexinit,
+            auth_user=ctx.options.ssh_user,
+        )
+        if hello.kexinit is None:
+            return replace(base, not_determined=("kexinit", "host_keys", "auth_methods"))
+        return await _client_checks(ctx, base, hello.kexinit)
+
+
+async def read_hello(ctx: ProbeContext) -> SshHello:
+    """Send our identification and read the server's up to its KEXINIT."""
+    async with ctx.connection() as stream:
+        # RFC 4253 4.2: both sides may send the identification at once; OpenSSH only
+        # sends its KEXINIT after it has read ours.
+        await stream.send_all(CLIENT_ID)
+        buf = bytearray()
+        while True:  # bounded: MAX_HELLO_BYTES, and the scheduler's deadline
+            res = parse_hello(bytes(buf))
+            if isinstance(res, SshHello):
+                return res
+            if isinstance(res, WireError):
+                raise ProtocolError(f"not an SSH-2 server ({res.code}): {res.detail}")
+            assert isinstance(res, NeedMore)
+            if len(buf) > MAX_HELLO_BYTES:
+                raise ProtocolError("no KEXINIT within the size limit")
+            data = await stream.receive_some(65536)
+            if not data:
+                what = "KEXINIT" if buf.startswith(b"SSH-") or b"\nSSH-" in buf else "greeting"
+                raise ProtocolError(f"connection closed before the server's {what}")
+            buf += data
+
+
+async def _client_checks(ctx: ProbeContext, base: SshObservation, kex: KexInit) -> SshObservation:
+    requests = host_key_requests(kex.host_key)
+    thunks: list[Callable[[], Awaitable[HostKey | str | tuple[str, ...]]]] = [
+        partial(_host_key, ctx, alg) for alg in requests
+    ]
+    thunks.append(partial(_auth_methods, ctx))
+    results = await ctx.gather(thunks)
+    keys: list[HostKey] = []
+    missing: list[str] = []
+    for alg, res in zip(requests, results[:-1], strict=True):
+        if isinstance(res, HostKey):
+            keys.append(res)
+        else:
+            missing.append(f"host_key:{alg}")
+    auth = results[-1]
+    methods: tuple[str, ...] = ()
+    if isinstance(auth, tuple):
+        methods = auth
+    else:
+        missing.append("auth_methods")
+    return replace(base, host_keys=tuple(keys), auth_methods=methods, not_determined=tuple(missing))
+
+
+async def _options(ctx: ProbeContext, **extra: Any) -> Any:
+    return await asyncssh.SSHClientConnectionOptions.construct(
+        client_version=CLIENT_SOFTWARE,
+        connect_timeout=ctx.options.network_timeout,
+        login_timeout=ctx.options.network_timeout,
+        client_keys=None,  # never load, never offer a key
+        agent_path=None,
+        password=None,
+        kbdint_auth=False,
+        gss_auth=False,
+        gss_kex=False,
+        host_based_auth=False,
+        **_client_algs(),
+        **extra,
+    )
+
+
+async def _host_key(ctx: ProbeContext, alg: str) -> HostKey | str:
+    ep = ctx.endpoint
+
+    async def fetch() -> asyncssh.SSHKey | None:
+        opts = await _options(ctx)
+        return await asyncssh.get_server_host_key(
+            ep.address, ep.port, server_host_key_algs=[alg], config=None, options=opts
+        )
+
+    try:
+        async with ctx.budget():
+            ctx.count_connections()
+            key = await ctx.run_asyncio(fetch)
+    except (asyncssh.Error, OSError, ValueError, TimeoutError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    if key is None:
+        return "no host key (GSS kex)"
+    blob: bytes = key.public_data
+    # asyncssh verified the server's signature over the exchange hash with this key
+    # during the key exchange (kex_dh: key.verify(h, sig)), or the handshake failed.
+    return HostKey(
+        algorithm=alg,
+        key_type=str(key.get_algorithm()),
+        bits=key_bits(blob),
+        fingerprint=key.get_fingerprint("sha256"),
+        verified=True,
+        certificate=alg.endswith(CERT_SUFFIX),
+    )
+
+
+async def _auth_methods(ctx: ProbeContext) -> tuple[str, ...] | str:
+    ep = ctx.endpoint
+
+    async def fetch() -> list[str]:
+        opts = await _options(ctx)
+        methods = await asyncssh.get_server_auth_methods(
+            ep.address, ep.port, ctx.options.ssh_user, config=None, options=opts
+        )
+        return list(methods)
+
+    try:
+        async with ctx.budget():
+            ctx.count_connections()
+            return tuple(await ctx.run_asyncio(fetch))
+    except (asyncssh.Error, OSError, ValueError, TimeoutError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+def supported_host_key_algs() -> frozenset[str]:
+    """Host key algorithms asyncssh can ask for (for diagnostics and tests)."""
+    return frozenset(a.decode("ascii") for a in (*get_public_key_algs(), *get_certificate_algs()))

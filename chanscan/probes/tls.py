@@ -1,0 +1,392 @@
+"""The TLS probe: fills a :class:`TlsObservation` for one TLS endpoint (also ESXi
+authd on 902, whose plaintext greeting precedes the handshake).
+
+Order of work, all inside the scheduler's endpoint deadline:
+
+1. One handshake from trio with Python's OpenSSL 3 and a modern ClientHello
+   (``supported_versions``): tells TLS from a plaintext port and from a tarpit (which
+   just waits for the deadline), and gives the "modern path" of the negotiation check.
+2. sslyze's connectivity test (highest version, one working suite).
+3. Everything else at once through ``ctx.gather``, long jobs first: ROBOT and
+   renegotiation, the elimination chains (one per TLS version and client build), the
+   groups, the certificate chain, then the short vulnerability commands.
+"""
+
+from __future__ import annotations
+
+import functools
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import trio
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from nassl.ssl_client import ClientCertificateRequested
+from sslyze.errors import ConnectionToServerFailed, TlsHandshakeFailed
+from sslyze.plugins.openssl_cipher_suites._test_cipher_suite import CipherSuiteAcceptedByServer
+from sslyze.plugins.scan_commands import ScanCommand
+from sslyze.server_connectivity import ServerConnectivityInfo, TlsVersionEnum
+
+from chanscan.errors import ProtocolError
+from chanscan.model import Channel
+from chanscan.obs.tls import (
+    CertificateChecks,
+    HttpInfo,
+    NegotiationCheck,
+    ProtocolSupport,
+    TlsObservation,
+    VulnChecks,
+)
+from chanscan.probes import tls_enum
+from chanscan.probes.base import ProbeContext
+from chanscan.probes.tls_cert import certificate_checks
+from chanscan.probes.tls_jobs import (
+    LONG_COMMANDS,
+    CommandOutcome,
+    ConnectionCounter,
+    connectivity,
+    network_setup,
+    run_command,
+)
+
+T = TypeVar("T")
+
+# HTTPS management UIs (vCenter/ESXi 443, VAMI 5480, vSphere Client 9443, XenServer /
+# iDRAC-class 8443): worth sslyze's HTTP headers request for HSTS.
+WEB_UI_PORTS = frozenset({443, 5480, 8443, 9443})
+
+VERSION_NAMES = {
+    TlsVersionEnum.SSL_2_0: "SSL 2.0",
+    TlsVersionEnum.SSL_3_0: "SSL 3.0",
+    TlsVersionEnum.TLS_1_0: "TLS 1.0",
+    TlsVersionEnum.TLS_1_1: "TLS 1.1",
+    TlsVersionEnum.TLS_1_2: "TLS 1.2",
+    TlsVersionEnum.TLS_1_3: "TLS 1.3",
+}
+_PY_VERSIONS = {
+    "SSLv3": "SSL 3.0",
+    "TLSv1": "TLS 1.0",
+    "TLSv1.1": "TLS 1.1",
+    "TLSv1.2": "TLS 1.2",
+    "TLSv1.3": "TLS 1.3",
+}
+# What the modern (Python OpenSSL 3) hello can negotiate at all.
+_MODERN_RANGE = ("TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3")
+# TLS record content types (RFC 8446 5.1; 20-24); SSL 2.0 replies start with 0x80+.
+_TLS_FIRST_BYTES = frozenset(range(20, 25)) | frozenset(range(0x80, 0x100))
+_MAX_PREFACE = 1024
+
+_QUICK_COMMANDS = (
+    ScanCommand.HEARTBLEED,
+    ScanCommand.OPENSSL_CCS_INJECTION,
+    ScanCommand.TLS_COMPRESSION,
+    ScanCommand.TLS_FALLBACK_SCSV,
+    ScanCommand.TLS_EXTENDED_MASTER_SECRET,
+)
+
+
+class _Recorder(trio.abc.Stream):
+    """Passes bytes through and keeps the first ones the server sent, to tell a TLS
+    alert from a plaintext answer when the handshake fails."""
+
+    def __init__(self, inner: trio.abc.Stream) -> None:
+        self.inner = inner
+        self.first = b""
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self.inner.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.inner.wait_send_all_might_not_block()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        data = await self.inner.receive_some(max_bytes)
+        if len(self.first) < 64:
+            self.first += bytes(data[: 64 - len(self.first)])
+        return data
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def _modern_context() -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # trust is judged from the chain, not here
+    # SECLEVEL=0 lets OpenSSL 3 offer TLS 1.0/1.1 so old servers can answer at all.
+    ctx.set_ciphers("ALL:@SECLEVEL=0")
+    ctx.minimum_version = ssl.TLSVersion.TLSv1
+    return ctx
+
+
+async def _read_line(stream: trio.abc.Stream) -> bytes:
+    buf = b""
+    while b"\n" not in buf:  # bounded by _MAX_PREFACE
+        if len(buf) >= _MAX_PREFACE:
+            raise ProtocolError("plaintext greeting before TLS is longer than expected")
+        chunk = await stream.receive_some(_MAX_PREFACE - len(buf))
+        if not chunk:
+            raise ProtocolError("connection closed during the plaintext greeting")
+        buf += chunk
+    return buf.split(b"\n", 1)[0].rstrip(b"\r")
+
+
+async def modern_handshake(
+    ctx: ProbeContext, expect_preface: bool
+) -> tuple[str | None, bytes | None]:
+    """(negotiated version or None when the modern hello failed, the greeting line)."""
+    async with ctx.connection() as stream:
+        preface = await _read_line(stream) if expect_preface else None
+        rec = _Recorder(stream)
+        tls = trio.SSLStream(rec, _modern_context(), server_hostname=ctx.endpoint.server_name)
+        try:
+            await tls.do_handshake()
+        except trio.BrokenResourceError:
+            if rec.first and rec.first[0] not in _TLS_FIRST_BYTES:
+                snippet = rec.first[:40].decode("ascii", "replace").splitlines()[0]
+                raise ProtocolError(
+                    f"not TLS: the server answered in plaintext ({snippet!r})"
+                ) from None
+            return None, preface
+        return _PY_VERSIONS.get(str(tls.version())), preface
+
+
+@dataclass
+class _Collected:
+    outcomes: dict[ScanCommand, CommandOutcome] = field(default_factory=dict)
+    chains: dict[tls_enum.Chain, list[tls_enum.ChainResult]] = field(default_factory=dict)
+    preference: dict[tls_enum.Chain, bool | None] = field(default_factory=dict)
+    failed_versions: dict[TlsVersionEnum, str] = field(default_factory=dict)
+    groups: tls_enum.GroupsResult | None = None
+    chain_der: tuple[bytes, ...] = ()
+    not_determined: list[str] = field(default_factory=list)
+
+
+def _is_network_failure(exc: BaseException) -> bool:
+    if isinstance(exc, TlsHandshakeFailed):
+        return False
+    return isinstance(exc, ConnectionToServerFailed | OSError)
+
+
+class _Jobs:
+    """Thread jobs for one endpoint: a budget slot each, connections counted."""
+
+    def __init__(self, ctx: ProbeContext, counter: ConnectionCounter) -> None:
+        self.ctx = ctx
+        self.counter = counter
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        async with self.ctx.budget():
+            try:
+                return await self.ctx.run_in_thread(fn, *args)
+            finally:
+                self.ctx.count_connections(self.counter.take_new())
+
+    async def call_retry(self, fn: Callable[..., T], *args: Any) -> T:
+        """Once more after a network failure, with the host degraded to one connection
+        at a time (a single-worker appliance drops parallel handshakes)."""
+        try:
+            return await self.call(fn, *args)
+        except Exception as exc:
+            if not _is_network_failure(exc):
+                raise
+            self.ctx.degrade_host()
+        return await self.call(fn, *args)
+
+
+def fetch_chain(info: ServerConnectivityInfo) -> tuple[bytes, ...]:
+    """Blocking, one handshake: the certificate chain as the server sent it (DER)."""
+    conn = info.get_preconfigured_tls_connection()
+    try:
+        try:
+            conn.connect()
+        except ClientCertificateRequested:
+            pass  # the server's chain has arrived before its CertificateRequest
+        pems = conn.ssl_client.get_received_chain()
+    finally:
+        conn.close()
+    return tuple(
+        x509.load_pem_x509_certificate(p.encode()).public_bytes(Encoding.DER) for p in pems
+    )
+
+
+class TlsProbe:
+    """Probe for ``Channel.TLS`` (default) or ``Channel.AUTHD``."""
+
+    def __init__(self, channel: Channel = Channel.TLS) -> None:
+        self.channel = channel
+
+    async def run(self, ctx: ProbeContext) -> TlsObservation:
+        ep = ctx.endpoint
+        expect_preface = self.channel is Channel.AUTHD or ctx.banner.startswith(b"220 ")
+        modern_version, preface = await modern_handshake(ctx, expect_preface)
+        location, config = network_setup(ep, ctx.options, expect_preface=expect_preface)
+        jobs = _Jobs(ctx, config.counter)
+        try:
+            info = await jobs.call_retry(connectivity, location, config)
+        except ConnectionToServerFailed as exc:
+            raise ProtocolError(f"no TLS handshake succeeded: {exc.error_message}") from None
+        got = _Collected()
+        await ctx.gather(self._thunks(ctx, jobs, info, got, web=not expect_preface))
+        cert = await ctx.run_in_thread(
+            _certificate, got.chain_der, ep.server_name or ep.address, ctx.options.ca_bundle
+        )
+        return _observation(got, cert, modern_version, preface)
+
+    def _thunks(
+        self,
+        ctx: ProbeContext,
+        jobs: _Jobs,
+        info: ServerConnectivityInfo,
+        got: _Collected,
+        web: bool,
+    ) -> list[Callable[[], Awaitable[None]]]:
+        async def command(cmd: ScanCommand) -> None:
+            outcome = await jobs.call(run_command, info, cmd, ctx.options.ca_bundle)
+            if outcome.connection_failures >= 2:
+                ctx.degrade_host()
+            got.outcomes[cmd] = outcome
+            if outcome.error is not None:
+                got.not_determined.append(f"{cmd.value}: {outcome.error}")
+
+        async def chain(c: tls_enum.Chain) -> None:
+            try:
+                first = await jobs.call_retry(tls_enum.eliminate, info, c, 1)
+                parts = tls_enum.split(first)
+                rest = await ctx.gather(
+                    [functools.partial(jobs.call_retry, tls_enum.eliminate, info, p) for p in parts]
+                )
+            except (ConnectionToServerFailed, OSError) as exc:
+                got.failed_versions[c.version] = f"{c.label}: {exc}"
+                return
+            results = [first, *rest]
+            got.chains[c] = results
+            accepted = [a for r in results for a in r.accepted]
+            if len(accepted) >= 2:
+                pref, _ = await jobs.call(
+                    tls_enum.server_prefers_own_order,
+                    info,
+                    c,
+                    accepted[0].cipher_suite,
+                    accepted[1].cipher_suite,
+                )
+                got.preference[c] = pref
+
+        async def groups() -> None:
+            try:
+                got.groups = await jobs.call_retry(tls_enum.eliminate_groups, info)
+            except (ConnectionToServerFailed, OSError) as exc:
+                got.not_determined.append(f"groups: {exc}")
+
+        async def certificate() -> None:
+            try:
+                got.chain_der = await jobs.call_retry(fetch_chain, info)
+            except (ConnectionToServerFailed, OSError) as exc:
+                got.not_determined.append(f"certificate: {exc}")
+
+        thunks: list[Callable[[], Awaitable[None]]] = [
+            functools.partial(command, c) for c in LONG_COMMANDS
+        ]
+        thunks += [functools.partial(chain, c) for c in tls_enum.plan_chains()]
+        thunks += [groups, certificate]
+        quick = list(_QUICK_COMMANDS)
+        if info.tls_probing_result.highest_tls_version_supported is TlsVersionEnum.TLS_1_3:
+            quick.append(ScanCommand.TLS_1_3_EARLY_DATA)
+        if web and ctx.endpoint.port in WEB_UI_PORTS:
+            quick.append(ScanCommand.HTTP_HEADERS)
+        thunks += [functools.partial(command, c) for c in quick]
+        return thunks
+
+
+def _protocols(got: _Collected) -> tuple[ProtocolSupport, ...]:
+    out: list[ProtocolSupport] = []
+    for version, label in VERSION_NAMES.items():
+        chains = {c: r for c, r in got.chains.items() if c.version is version}
+        accepted: list[CipherSuiteAcceptedByServer] = [
+            a for results in chains.values() for r in results for a in r.accepted
+        ]
+        if version in got.failed_versions:
+            status: bool | None = None
+        else:
+            status = bool(accepted)
+        prefs = [got.preference.get(c) for c in sorted(chains, key=lambda c: c.legacy)]
+        pref = next((p for p in prefs if p is not None), None)
+        suites = tuple(tls_enum.describe_suite(a) for a in accepted)
+        out.append(ProtocolSupport(label, status, suites, pref if status else None))
+    return tuple(out)
+
+
+def _vulns(got: _Collected) -> VulnChecks:
+    def res(cmd: ScanCommand) -> Any:
+        o = got.outcomes.get(cmd)
+        return None if o is None else o.result
+
+    reneg = res(ScanCommand.SESSION_RENEGOTIATION)
+    robot = res(ScanCommand.ROBOT)
+    return VulnChecks(
+        heartbleed=getattr(res(ScanCommand.HEARTBLEED), "is_vulnerable_to_heartbleed", None),
+        ccs_injection=getattr(
+            res(ScanCommand.OPENSSL_CCS_INJECTION), "is_vulnerable_to_ccs_injection", None
+        ),
+        robot=None if robot is None else robot.robot_result.name,
+        secure_renegotiation=getattr(reneg, "supports_secure_renegotiation", None),
+        client_renegotiation=getattr(reneg, "is_vulnerable_to_client_renegotiation_dos", None),
+        compression=getattr(res(ScanCommand.TLS_COMPRESSION), "supports_compression", None),
+        fallback_scsv=getattr(res(ScanCommand.TLS_FALLBACK_SCSV), "supports_fallback_scsv", None),
+        early_data=getattr(res(ScanCommand.TLS_1_3_EARLY_DATA), "supports_early_data", None),
+        extended_master_secret=getattr(
+            res(ScanCommand.TLS_EXTENDED_MASTER_SECRET), "supports_ems_extension", None
+        ),
+    )
+
+
+def _http(got: _Collected) -> HttpInfo | None:
+    o = got.outcomes.get(ScanCommand.HTTP_HEADERS)
+    if o is None or o.result is None or o.result.http_error_trace is not None:
+        return None
+    h = o.result.strict_transport_security_header
+    hsts = None
+    if h is not None:
+        parts = [f"max-age={h.max_age}"] if h.max_age is not None else []
+        parts += ["includeSubDomains"] if h.include_subdomains else []
+        parts += ["preload"] if h.preload else []
+        hsts = "; ".join(parts)
+    return HttpInfo(status=None, server=None, hsts=hsts)
+
+
+def _certificate(
+    chain_der: tuple[bytes, ...], name: str, ca_bundle: Path | None
+) -> CertificateChecks | None:
+    # Blocking (signature checks, trust-store loading): runs on a worker thread.
+    if not chain_der:
+        return None
+    return certificate_checks(chain_der, name, ca_bundle=ca_bundle)
+
+
+def _observation(
+    got: _Collected,
+    cert: CertificateChecks | None,
+    modern_version: str | None,
+    preface: bytes | None,
+) -> TlsObservation:
+    protocols = _protocols(got)
+    legacy = tuple(p.version for p in protocols if p.accepted)
+    in_range = [v for v in legacy if v in _MODERN_RANGE]
+    expected = in_range[-1] if in_range else None
+    not_determined = [*got.not_determined, *got.failed_versions.values()]
+    per_suite = any(r.per_suite for results in got.chains.values() for r in results)
+    groups = () if got.groups is None else tuple(tls_enum.group_name(g) for g in got.groups.groups)
+    return TlsObservation(
+        protocols=protocols,
+        groups=groups,
+        certificate=cert,
+        vulns=_vulns(got),
+        negotiation=NegotiationCheck(modern_version, legacy, modern_version == expected),
+        http=_http(got),
+        preface=None if preface is None else preface.decode("utf-8", "replace"),
+        enumeration="per-suite" if per_suite else "elimination",
+        not_determined=tuple(not_determined),
+    )

@@ -1,0 +1,362 @@
+"""Cipher-suite and group enumeration by elimination, sparing fragile appliances.
+
+sslyze tests every suite it knows in its own handshake (533 per endpoint with 6.3.1).
+Here, per TLS version and per OpenSSL build sslyze would use for a suite (nassl's
+legacy 1.0.2 client or its modern 1.1.1 one; TLS 1.2 needs both, split exactly as
+sslyze's ``WorkaroundForTls12ForCipherSuites`` does), we offer every remaining suite,
+record the server's pick, remove it and repeat until the handshake fails: one
+handshake per accepted suite plus one per chain. Same for the key-exchange groups.
+
+A server that breaks on a long ClientHello (the F5 bug sslyze's connectivity test also
+works around, https://support.f5.com/csp/article/K14758) is detected by retrying a
+silently dropped first hello with a short one, and then enumerated one suite per
+handshake with sslyze's own ``connect_with_cipher_suite``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from nassl._nassl import OpenSSLError
+from nassl.ephemeral_key_info import EcDhEphemeralKeyInfo, EphemeralKeyInfo, OpenSslEcNidEnum
+from nassl.legacy_ssl_client import LegacySslClient
+from nassl.ssl_client import (
+    BaseSslClient,
+    ClientCertificateRequested,
+    OpenSslVerifyEnum,
+    OpenSslVersionEnum,
+    SslClient,
+)
+from sslyze.connection_helpers.tls_connection import NoCiphersAvailableBugInSSlyze
+from sslyze.errors import (
+    ServerRejectedTlsHandshake,
+    ServerTlsConfigurationNotSupported,
+    TlsHandshakeTimedOut,
+)
+from sslyze.plugins.openssl_cipher_suites._test_cipher_suite import (
+    CipherSuiteAcceptedByServer,
+    connect_with_cipher_suite,
+)
+from sslyze.plugins.openssl_cipher_suites.cipher_suites import CipherSuite, CipherSuitesRepository
+from sslyze.server_connectivity import (
+    ServerConnectivityInfo,
+    TlsVersionEnum,
+    enable_ecdh_cipher_suites,
+)
+
+from chanscan.obs.tls import CipherSuite as ObsCipherSuite
+
+# Above this many candidate suites, a version that accepts anything is enumerated by
+# several chains in parallel (each costs one extra failing handshake).
+SPLIT_ABOVE = 40
+# A "short" ClientHello for the hello-intolerance check: well under 256 bytes.
+_SHORT_HELLO_SUITES = 8
+
+# The errors that mean "no connection at all" rather than a TLS answer: a server that
+# drops a long hello shows these, a server that does not speak a version sends an alert.
+_SILENT_DROPS = ("timed out", "Server closed the connection", "Server rejected the connection")
+
+
+@dataclass(frozen=True)
+class Chain:
+    """One elimination run: a TLS version, a client build and its candidate suites."""
+
+    version: TlsVersionEnum
+    legacy: bool
+    suites: tuple[CipherSuite, ...]
+
+    @property
+    def label(self) -> str:
+        return f"{self.version.name}/{'legacy' if self.legacy else 'modern'}"
+
+
+@dataclass(frozen=True)
+class ChainResult:
+    chain: Chain
+    accepted: tuple[CipherSuiteAcceptedByServer, ...]  # in the order the server picked
+    remaining: tuple[CipherSuite, ...]  # candidates not yet tried away
+    handshakes: int
+    finished: bool  # the last handshake failed: nothing in ``remaining`` is accepted
+    per_suite: bool = False  # fell back to one suite per handshake
+    server_preference: bool | None = None
+
+
+@functools.cache
+def _legacy_tls12_names() -> frozenset[str]:
+    client = LegacySslClient(
+        ssl_version=OpenSslVersionEnum.TLSV1_2, ssl_verify=OpenSslVerifyEnum.NONE
+    )
+    client.set_cipher_list("ALL:COMPLEMENTOFALL")
+    return frozenset(client.get_cipher_list())
+
+
+def plan_chains() -> list[Chain]:
+    """The first-phase chains: one per version and client build, in a stable order."""
+    chains: list[Chain] = []
+    for version in TlsVersionEnum:
+        suites = sorted(CipherSuitesRepository.get_all_cipher_suites(version), key=lambda s: s.name)
+        if version is TlsVersionEnum.TLS_1_2:
+            legacy = _legacy_tls12_names()
+            chains.append(
+                Chain(version, True, tuple(s for s in suites if s.openssl_name in legacy))
+            )
+            chains.append(
+                Chain(version, False, tuple(s for s in suites if s.openssl_name not in legacy))
+            )
+        else:
+            chains.append(Chain(version, version is not TlsVersionEnum.TLS_1_3, tuple(suites)))
+    return chains
+
+
+def split(result: ChainResult) -> list[Chain]:
+    """Second phase: the rest of a version that accepted something, in a few chains."""
+    rest = result.remaining
+    if not rest or result.finished:
+        return []
+    parts = max(1, min(3, math.ceil(len(rest) / SPLIT_ABOVE)))
+    c = result.chain
+    return [Chain(c.version, c.legacy, rest[i::parts]) for i in range(parts)]
+
+
+def _configure(client: BaseSslClient, version: TlsVersionEnum, names: Sequence[str]) -> None:
+    joined = ":".join(names)
+    if isinstance(client, SslClient) and version is TlsVersionEnum.TLS_1_3:
+        client.set_ciphersuites(joined)
+    else:
+        client.set_cipher_list(joined)
+
+
+def _lookup(
+    version: TlsVersionEnum, openssl_name: str, offered: Sequence[CipherSuite]
+) -> CipherSuite | None:
+    for s in offered:
+        if s.openssl_name == openssl_name:
+            return s
+    # OpenSSL 1.0.2 spells one suite two ways (sslyze drops the EDH- alias).
+    alias = openssl_name.replace("EDH-", "DHE-", 1)
+    return next((s for s in offered if s.openssl_name == alias), None)
+
+
+@dataclass(frozen=True)
+class _Pick:
+    suite: CipherSuite | None  # None: handshake failed (no suite of the offer accepted)
+    ephemeral: EphemeralKeyInfo | None
+    error: str | None
+
+
+def _handshake(info: ServerConnectivityInfo, chain: Chain, offer: Sequence[CipherSuite]) -> _Pick:
+    conn = info.get_preconfigured_tls_connection(
+        override_tls_version=chain.version, should_use_legacy_openssl=chain.legacy
+    )
+    try:
+        _configure(conn.ssl_client, chain.version, [s.openssl_name for s in offer])
+        try:
+            conn.connect(should_retry_connection=False)
+        except ClientCertificateRequested:
+            pass  # the server chose a suite before asking for a certificate
+        except ServerTlsConfigurationNotSupported:
+            pass  # nassl refused the server's tiny DH group: the suite IS accepted
+        name = conn.ssl_client.get_current_cipher_name()
+        suite = _lookup(chain.version, name, offer)
+        if suite is None:
+            return _Pick(None, None, f"server picked {name!r}, which was not offered")
+        return _Pick(suite, conn.ssl_client.get_ephemeral_key(), None)
+    except (ServerRejectedTlsHandshake, TlsHandshakeTimedOut) as exc:
+        return _Pick(None, None, exc.error_message)
+    except NoCiphersAvailableBugInSSlyze:
+        return _Pick(None, None, "no suite of the offer is usable by this client build")
+    finally:
+        conn.close()
+
+
+def _per_suite(
+    info: ServerConnectivityInfo, chain: Chain, suites: Sequence[CipherSuite]
+) -> tuple[list[CipherSuiteAcceptedByServer], int]:
+    accepted: list[CipherSuiteAcceptedByServer] = []
+    for s in suites:
+        try:
+            r = connect_with_cipher_suite(info, chain.version, s)
+        except NoCiphersAvailableBugInSSlyze:
+            continue  # sslyze skips these too (not a handshake the build can make)
+        if isinstance(r, CipherSuiteAcceptedByServer):
+            accepted.append(r)
+    return accepted, len(suites)
+
+
+def eliminate(
+    info: ServerConnectivityInfo, chain: Chain, max_picks: int | None = None
+) -> ChainResult:
+    """Blocking. Run ``chain`` until its handshake fails, or stop after ``max_picks``
+    accepted suites (the first phase stops at one to decide on splitting)."""
+    remaining = list(chain.suites)
+    accepted: list[CipherSuiteAcceptedByServer] = []
+    handshakes = 0
+    for _ in range(len(chain.suites) + 1):  # each round removes a suite or ends
+        if not remaining:
+            return ChainResult(chain, tuple(accepted), (), handshakes, True)
+        if max_picks is not None and len(accepted) >= max_picks:
+            return ChainResult(chain, tuple(accepted), tuple(remaining), handshakes, False)
+        pick = _handshake(info, chain, remaining)
+        handshakes += 1
+        if pick.suite is None:
+            if handshakes == 1 and pick.error and any(m in pick.error for m in _SILENT_DROPS):
+                short = _handshake(info, chain, remaining[:_SHORT_HELLO_SUITES])
+                handshakes += 1
+                if short.suite is not None or (
+                    short.error and not any(m in short.error for m in _SILENT_DROPS)
+                ):
+                    # A short hello got an answer where the long one was dropped.
+                    found, n = _per_suite(info, chain, remaining)
+                    return ChainResult(
+                        chain, tuple(found), (), handshakes + n, True, per_suite=True
+                    )
+            if pick.error and "not offered" in pick.error:
+                found, n = _per_suite(info, chain, remaining)
+                return ChainResult(
+                    chain, (*accepted, *found), (), handshakes + n, True, per_suite=True
+                )
+            return ChainResult(chain, tuple(accepted), tuple(remaining), handshakes, True)
+        accepted.append(
+            CipherSuiteAcceptedByServer(cipher_suite=pick.suite, ephemeral_key=pick.ephemeral)
+        )
+        remaining.remove(pick.suite)
+    raise AssertionError("unreachable: every round removes a suite")
+
+
+def server_prefers_own_order(
+    info: ServerConnectivityInfo, chain: Chain, first: CipherSuite, second: CipherSuite
+) -> tuple[bool | None, int]:
+    """Blocking, one handshake: offer two accepted suites in the order the server did
+    not pick them; a server that still picks ``first`` enforces its own order."""
+    pick = _handshake(info, chain, [second, first])
+    if pick.suite is None:
+        return None, 1
+    return pick.suite == first, 1
+
+
+# -- supported groups ---------------------------------------------------------------------
+
+
+_GROUP_REJECTIONS = ("unexpected message", "wrong curve")
+
+
+@dataclass(frozen=True)
+class GroupsResult:
+    groups: tuple[OpenSslEcNidEnum, ...]  # in the order the server picked them
+    handshakes: int
+    finished: bool
+
+
+def eliminate_groups(info: ServerConnectivityInfo) -> GroupsResult:
+    """Blocking: the (EC)DH groups the server accepts, by elimination over the groups
+    sslyze's elliptic-curves command tests, at the highest version, like sslyze."""
+    if not info.tls_probing_result.supports_ecdh_key_exchange:
+        return GroupsResult((), 0, True)
+    version = info.tls_probing_result.highest_tls_version_supported
+    remaining = sorted(OpenSslEcNidEnum.get_supported_by_ssl_client(), key=int)
+    found: list[OpenSslEcNidEnum] = []
+    handshakes = 0
+    for _ in range(len(remaining) + 1):  # each round removes a group or ends
+        if not remaining:
+            break
+        conn = info.get_preconfigured_tls_connection(
+            override_tls_version=version, should_use_legacy_openssl=False
+        )
+        handshakes += 1
+        try:
+            if not isinstance(conn.ssl_client, SslClient):
+                raise RuntimeError("sslyze gave a legacy client for a modern-only check")
+            enable_ecdh_cipher_suites(version, conn.ssl_client)
+            conn.ssl_client.set_groups(remaining)
+            with contextlib.suppress(ClientCertificateRequested):
+                conn.connect(should_retry_connection=False)
+            key = conn.ssl_client.get_ephemeral_key()
+        except (ServerRejectedTlsHandshake, TlsHandshakeTimedOut):
+            key = None
+        except OpenSSLError as exc:
+            # sslyze's curve test treats these as "group rejected" (its issues 466/490/579).
+            if not any(m in str(exc.args[0]) for m in _GROUP_REJECTIONS):
+                raise
+            key = None
+        finally:
+            conn.close()
+        if not isinstance(key, EcDhEphemeralKeyInfo) or key.curve not in remaining:
+            return GroupsResult(tuple(found), handshakes, True)
+        nid = OpenSslEcNidEnum(key.curve)
+        found.append(nid)
+        remaining.remove(nid)
+    return GroupsResult(tuple(found), handshakes, True)
+
+
+# -- describing what was found (obs.tls types) ----------------------------------------------
+
+_MACS = ("SHA", "SHA256", "SHA384", "MD5")
+_BLOCK_CIPHERS = ("AES", "CAMELLIA", "ARIA", "SEED", "IDEA", "DES", "3DES", "RC2", "DES40")
+_KX_FIRST = ("DHE", "DH", "ECDHE", "ECDH")
+_PKEY_NAMES = {"EC": "ECDH", "DH": "DH", "X25519": "X25519", "X448": "X448"}
+
+
+def group_name(nid: OpenSslEcNidEnum) -> str:
+    """IANA TLS Supported Groups spelling: secp256r1, X25519, brainpoolP256r1."""
+    name = nid.name
+    if name.startswith("BRAINPOOL"):
+        return "brainpool" + name[len("BRAINPOOL") :].replace("R1", "r1").replace("T1", "t1")
+    return name if name.startswith("X") else name.lower()
+
+
+def describe_suite(accepted: CipherSuiteAcceptedByServer) -> ObsCipherSuite:
+    """Split an IANA suite name into what the rules judge. Names follow the IANA TLS
+    Cipher Suites registry (TLS_<kx>_<auth>_WITH_<cipher>_<mac>), SSL 2.0 ones
+    SSL_CK_<cipher>_WITH_MD5 (draft-hickman-netscape-ssl-00), TLS 1.3 ones
+    TLS_<AEAD>_<hash> (RFC 8446 B.4)."""
+    suite = accepted.cipher_suite
+    name = suite.name
+    if name.startswith("SSL_CK_"):
+        kx, auth = "RSA", "RSA"
+        enc_tokens = name[len("SSL_CK_") :].removesuffix("_WITH_MD5").split("_")
+    elif "_WITH_" not in name:  # TLS 1.3: the key exchange is always (EC)DHE
+        kx, auth = "TLS13", "TLS13"
+        enc_tokens = name[len("TLS_") :].split("_")[:-1]
+    else:
+        left, right = name[len("TLS_") :].split("_WITH_", 1)
+        parts = left.split("_")
+        kx = parts[0]
+        auth = parts[1] if kx in _KX_FIRST and len(parts) > 1 else kx
+        if auth.startswith("EXPORT"):
+            auth = kx
+        enc_tokens = right.split("_")
+        if enc_tokens[-1] in _MACS:  # the MAC (or, for AEAD suites, the PRF hash)
+            enc_tokens = enc_tokens[:-1]
+    encryption = "_".join(enc_tokens)
+    aead = any(t in ("GCM", "CCM", "POLY1305") for t in enc_tokens)
+    # Block ciphers in TLS 1.2 and below are CBC unless AEAD; IANA names say _CBC_
+    # for most, but not for the SSL 2.0 and a few legacy spellings.
+    cbc = not aead and ("CBC" in enc_tokens or enc_tokens[0] in _BLOCK_CIPHERS)
+    if suite.is_anonymous:
+        auth = "anon"
+    eph = accepted.ephemeral_key
+    eph_type = eph_bits = curve = None
+    if eph is not None:
+        eph_type = _PKEY_NAMES.get(eph.type_name, eph.type_name)
+        eph_bits = eph.size
+        if isinstance(eph, EcDhEphemeralKeyInfo):
+            curve = group_name(OpenSslEcNidEnum(eph.curve))
+    return ObsCipherSuite(
+        name=name,
+        openssl_name=suite.openssl_name,
+        key_exchange=kx,
+        authentication=auth,
+        encryption=encryption,
+        forward_secrecy=kx in ("DHE", "ECDHE", "TLS13"),
+        aead=aead,
+        cbc=bool(cbc),
+        key_bits=suite.key_size,
+        export="EXPORT" in name,
+        ephemeral_key_type=eph_type,
+        ephemeral_key_bits=eph_bits,
+        ephemeral_curve=curve,
+    )

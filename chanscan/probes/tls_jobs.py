@@ -1,0 +1,288 @@
+"""Driving sslyze 6.3.1 at the job level, under chanscan's budgets.
+
+sslyze's ``Scanner`` owns its own thread pool and connection limits; chanscan has a
+single scheduler, so we use the layer below it: ``check_connectivity_to_server``, then
+for each scan command its implementation's ``scan_jobs_for_scan_command`` and
+``result_for_completed_scan_jobs``. The jobs of one command run back to back in ONE
+worker-thread hop (nassl holds the GIL during a handshake, so a hop per job costs real
+time), inside one budget slot.
+
+Two private sslyze hooks are installed here (see ``install_hooks``), both covered by
+``tests/test_sslyze_api.py``:
+
+* ``sslyze.connection_helpers.tls_connection._open_socket`` is wrapped to count every
+  TCP connection sslyze opens and, for ESXi authd (902), to read the plaintext
+  ``220 VMware Authentication Daemon`` line before the handshake starts.
+* ``SslConnection.__init__`` is wrapped so that a scan by IP address sends no SNI
+  (RFC 6066 section 3 forbids IP literals in ``server_name``); sslyze itself always
+  sends one.
+"""
+
+from __future__ import annotations
+
+import functools
+import socket
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sslyze.connection_helpers import tls_connection
+from sslyze.errors import ConnectionToServerFailed, TlsHandshakeTimedOut
+from sslyze.plugins.certificate_info.implementation import CertificateInfoExtraArgument
+from sslyze.plugins.plugin_base import ScanJob, ScanJobResult
+from sslyze.plugins.scan_commands import ScanCommand, ScanCommandsRepository
+from sslyze.server_connectivity import ServerConnectivityInfo, check_connectivity_to_server
+from sslyze.server_setting import ServerNetworkConfiguration, ServerNetworkLocation
+
+from chanscan.model import Endpoint
+from chanscan.probes.base import ScanOptions
+
+# The longest plaintext greeting we accept before TLS (authd's is ~150 bytes).
+_MAX_PREFACE = 1024
+
+# Commands whose jobs hold one connection for a long time (ROBOT sends several
+# oracle probes on one job, renegotiation loops on one connection): start them first
+# so they do not end up as the tail of the endpoint's probe.
+LONG_COMMANDS = (ScanCommand.ROBOT, ScanCommand.SESSION_RENEGOTIATION)
+
+
+class ConnectionCounter:
+    """Counts sslyze's TCP connections for one endpoint; shared by worker threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._count = 0
+        self._taken = 0
+        self.preface: bytes | None = None
+
+    def add(self) -> None:
+        with self._lock:
+            self._count += 1
+
+    @property
+    def total(self) -> int:
+        with self._lock:
+            return self._count
+
+    def take_new(self) -> int:
+        """Connections opened since the last call (to report them to the scheduler)."""
+        with self._lock:
+            n, self._taken = self._count - self._taken, self._count
+            return n
+
+
+@dataclass(frozen=True)
+class ChanscanNetworkConfiguration(ServerNetworkConfiguration):
+    """sslyze's network configuration plus what our hooks need to know."""
+
+    send_sni: bool = True
+    expect_preface: bool = False  # read one plaintext line before the handshake
+    counter: ConnectionCounter = field(default_factory=ConnectionCounter, compare=False)
+
+
+class PrefaceError(OSError):
+    """The server did not send the expected plaintext line before TLS."""
+
+
+def _read_preface(sock: socket.socket) -> bytes:
+    buf = b""
+    while b"\n" not in buf and len(buf) < _MAX_PREFACE:  # bounded by _MAX_PREFACE
+        chunk = sock.recv(_MAX_PREFACE - len(buf))
+        if not chunk:
+            raise PrefaceError("connection closed before the plaintext greeting ended")
+        buf += chunk
+    if b"\n" not in buf:
+        raise PrefaceError("plaintext greeting longer than expected")
+    line, _, rest = buf.partition(b"\n")
+    if rest:
+        # Bytes after the greeting would be TLS records we already consumed; authd
+        # sends nothing more until the client speaks, so this is a different server.
+        raise PrefaceError("unexpected data after the plaintext greeting")
+    return line.rstrip(b"\r")
+
+
+_HOOKED = "_chanscan_hooked"
+
+
+def install_hooks() -> None:
+    """Install both sslyze hooks once per process (idempotent, thread-safe enough:
+    called at import time of this module)."""
+    original_open = tls_connection._open_socket
+    if not getattr(original_open, _HOOKED, False):
+
+        @functools.wraps(original_open)
+        def open_socket(location: ServerNetworkLocation, timeout: int) -> socket.socket:
+            return _open_socket_hook(original_open, location, timeout)
+
+        setattr(open_socket, _HOOKED, True)
+        tls_connection._open_socket = open_socket  # type: ignore[assignment]
+        # Other chanscan code may not bind the configuration; _do_pre_handshake passes
+        # only (location, timeout), so the configuration is found via the thread-local
+        # set by the SslConnection hook below.
+
+    original_init = tls_connection.SslConnection.__init__
+    if not getattr(original_init, _HOOKED, False):
+
+        @functools.wraps(original_init)
+        def init(self: Any, *args: Any, **kwargs: Any) -> None:
+            _ssl_connection_init_hook(original_init, self, *args, **kwargs)
+
+        setattr(init, _HOOKED, True)
+        tls_connection.SslConnection.__init__ = init  # type: ignore[method-assign]
+
+        original_pre = tls_connection.SslConnection._do_pre_handshake
+
+        @functools.wraps(original_pre)
+        def pre_handshake(self: Any) -> None:
+            _current.config = self._network_configuration
+            try:
+                original_pre(self)
+            finally:
+                _current.config = None
+
+        tls_connection.SslConnection._do_pre_handshake = pre_handshake  # type: ignore[method-assign]
+
+
+class _Current(threading.local):
+    config: ServerNetworkConfiguration | None = None
+
+
+_current = _Current()
+
+
+def _open_socket_hook(
+    original: Callable[[ServerNetworkLocation, int], socket.socket],
+    location: ServerNetworkLocation,
+    timeout: int,
+) -> socket.socket:
+    sock = original(location, timeout)
+    config = _current.config
+    if isinstance(config, ChanscanNetworkConfiguration):
+        config.counter.add()
+        if config.expect_preface:
+            try:
+                config.counter.preface = _read_preface(sock)
+            except BaseException:
+                sock.close()
+                raise
+    return sock
+
+
+def _ssl_connection_init_hook(
+    original: Callable[..., None], self: Any, *args: Any, **kwargs: Any
+) -> None:
+    config = kwargs.get("network_configuration", args[1] if len(args) > 1 else None)
+    if isinstance(config, ChanscanNetworkConfiguration) and not config.send_sni:
+        if (
+            len(args) > 6
+        ):  # positional form: (location, config, version, ignore_auth, legacy, ca, sni)
+            args = (*args[:6], False, *args[7:])
+        else:
+            kwargs["should_enable_server_name_indication"] = False
+    original(self, *args, **kwargs)
+
+
+install_hooks()
+
+
+# -- building sslyze's view of an endpoint ---------------------------------------------
+
+
+def network_setup(
+    endpoint: Endpoint, options: ScanOptions, *, expect_preface: bool = False
+) -> tuple[ServerNetworkLocation, ChanscanNetworkConfiguration]:
+    """Location with the already-resolved IP (so sslyze does no blocking DNS) and the
+    configuration: SNI only when scanned by name, one network attempt per connect."""
+    name = endpoint.server_name
+    location = ServerNetworkLocation(
+        hostname=name or endpoint.address, port=endpoint.port, ip_address=endpoint.address
+    )
+    config = ChanscanNetworkConfiguration(
+        # sslyze requires a value even when we suppress the extension.
+        tls_server_name_indication=name or endpoint.address,
+        network_timeout=max(1, round(options.network_timeout)),
+        network_max_retries=1,
+        send_sni=name is not None,
+        expect_preface=expect_preface,
+    )
+    return location, config
+
+
+def connectivity(
+    location: ServerNetworkLocation, config: ChanscanNetworkConfiguration
+) -> ServerConnectivityInfo:
+    """Blocking: sslyze's connectivity test (highest version, one working suite)."""
+    probing = check_connectivity_to_server(location, config)
+    return ServerConnectivityInfo(
+        server_location=location, network_configuration=config, tls_probing_result=probing
+    )
+
+
+# -- running a command's jobs ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CommandOutcome:
+    """What one scan command produced: a result, or why it was not determined."""
+
+    command: ScanCommand
+    result: Any | None
+    error: str | None
+    connection_failures: int
+
+
+def _is_network_failure(exc: BaseException) -> bool:
+    # A rejected handshake is an answer (plugins interpret it); only a failure to talk
+    # to the server at all is worth one retry.
+    if isinstance(exc, TlsHandshakeTimedOut):
+        return True
+    if isinstance(exc, ConnectionToServerFailed):
+        return type(exc).__name__ in (
+            "ConnectionToServerFailed",
+            "ConnectionToServerTimedOut",
+            "ServerRejectedConnection",
+        )
+    return isinstance(exc, (socket.timeout, ConnectionError))
+
+
+def _run_job(job: ScanJob) -> tuple[ScanJobResult, int]:
+    failures = 0
+    for attempt in range(2):  # the job, then one retry after a network failure
+        try:
+            return ScanJobResult(
+                _return_value=job.function_to_call(*job.function_arguments), _exception=None
+            ), failures
+        except Exception as exc:
+            if _is_network_failure(exc):
+                failures += 1
+                if attempt == 0:
+                    continue
+            return ScanJobResult(_return_value=None, _exception=exc), failures
+    raise AssertionError("unreachable")
+
+
+def run_command(
+    server_info: ServerConnectivityInfo,
+    command: ScanCommand,
+    ca_bundle: Path | None = None,
+) -> CommandOutcome:
+    """Blocking: all jobs of ``command`` back to back on the calling worker thread."""
+    impl = ScanCommandsRepository.get_implementation_cls(command)
+    extra: Any = None
+    if command is ScanCommand.CERTIFICATE_INFO and ca_bundle is not None:
+        extra = CertificateInfoExtraArgument(custom_ca_file=ca_bundle)
+    jobs: Sequence[ScanJob] = impl.scan_jobs_for_scan_command(server_info, extra)
+    results: list[ScanJobResult] = []
+    failures = 0
+    for job in jobs:
+        res, f = _run_job(job)
+        results.append(res)
+        failures += f
+    try:
+        return CommandOutcome(
+            command, impl.result_for_completed_scan_jobs(server_info, results), None, failures
+        )
+    except Exception as exc:
+        return CommandOutcome(command, None, f"{type(exc).__name__}: {exc}".strip(), failures)

@@ -1,0 +1,49 @@
+"""Rules: pure functions from an endpoint's observations to findings.
+
+Each rule module exposes ``findings(result: EndpointResult) -> list[Finding]``; this
+package calls the ones that apply to the endpoint's channel. Rule modules never do
+I/O and never grade: grading reads their findings afterwards.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from functools import cache
+
+from chanscan.model import Channel, EndpointResult, Finding, Status
+
+RuleFn = Callable[[EndpointResult], list[Finding]]
+
+# Channel -> rule modules (under chanscan.rules) that apply to it.
+_BY_CHANNEL: dict[Channel, tuple[str, ...]] = {
+    Channel.TLS: ("tls",),
+    Channel.AUTHD: ("tls",),
+    Channel.SSH: ("ssh",),
+    Channel.RDP: ("rdp",),
+    Channel.HTTP: ("cleartext",),
+    Channel.UNKNOWN: (),
+}
+# Modules that look at every probed endpoint whatever its channel.
+_ALWAYS: tuple[str, ...] = ("platform",)
+
+
+@cache
+def _load(name: str) -> RuleFn:
+    module = importlib.import_module(f"chanscan.rules.{name}")
+    fn: RuleFn = module.findings
+    return fn
+
+
+def evaluate(result: EndpointResult) -> list[Finding]:
+    """All findings for one endpoint, de-duplicated by id (first wins)."""
+    if result.status != Status.OK:
+        return []
+    out: list[Finding] = []
+    seen: set[str] = set()
+    for name in (*_BY_CHANNEL[result.channel], *_ALWAYS):
+        for f in _load(name)(result):
+            if f.id not in seen:
+                seen.add(f.id)
+                out.append(f)
+    return out

@@ -1,0 +1,46 @@
+"""Cleartext management channels: HTTP on 80 without a redirect to HTTPS, WinRM on 5985."""
+
+from __future__ import annotations
+
+from chanscan.model import Axis, EndpointResult, Finding, Severity
+
+WINRM_HTTP_PORT = 5985
+
+
+def findings(result: EndpointResult) -> list[Finding]:
+    http = result.http
+    if http is None:
+        return []
+    if result.port == WINRM_HTTP_PORT:
+        return [
+            Finding(
+                id="cleartext.management_port",
+                title="WinRM over plain HTTP (5985) is open",
+                severity=Severity.HIGH,
+                axis=Axis.EAVESDROPPING,
+                evidence=(f"HTTP {http.status} {http.reason}".strip(),
+                          f"server: {http.server or '-'}"),  # fmt: skip
+                remediation="Remove the WinRM HTTP listener and use HTTPS on 5986 only "
+                "(winrm delete winrm/config/Listener?Address=*+Transport=HTTP).",
+                references=(
+                    "https://learn.microsoft.com/en-us/windows/win32/winrm/installation-and-configuration-for-windows-remote-management",
+                ),
+            )
+        ]
+    if http.redirects_to_https:
+        return []
+    return [
+        Finding(
+            id="cleartext.management_port",
+            title="Management web interface answers in cleartext HTTP",
+            severity=Severity.MEDIUM,
+            axis=Axis.EAVESDROPPING,
+            evidence=(
+                f"HTTP {http.status} {http.reason}".strip(),
+                f"location: {http.location}" if http.location else "no redirect to https://",
+            ),
+            remediation="Redirect HTTP to HTTPS (or close the port) and send "
+            "Strict-Transport-Security on the HTTPS interface.",
+            references=("https://www.rfc-editor.org/rfc/rfc6797",),
+        )
+    ]

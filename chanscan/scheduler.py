@@ -1,0 +1,492 @@
+"""The scheduler: the one place that opens nurseries, owns the connection budgets,
+the worker threads and the asyncio bridge, and applies deadlines from outside.
+
+Flow per endpoint: discovery (one connection) -> the channel's probe -> optional
+fingerprinting, all inside the endpoint deadline. Whatever goes wrong at a leaf
+becomes data on that endpoint's row (``status`` + ``error``); nothing one endpoint does
+stops the others. Results go to a :class:`ResultCollector` as they complete, so an
+interrupted scan still has everything measured so far.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import ipaddress
+import signal
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
+
+import trio
+
+from chanscan import __version__
+from chanscan.aiobridge import AsyncioBridge
+from chanscan.config import PlannedTarget
+from chanscan.discovery import discover
+from chanscan.errors import ConnectError, ProbeError
+from chanscan.model import (
+    SCHEMA_ID,
+    Channel,
+    Endpoint,
+    EndpointResult,
+    PlatformInfo,
+    ScanReport,
+    Status,
+)
+from chanscan.obs.rdp import RdpObservation
+from chanscan.obs.ssh import SshObservation
+from chanscan.obs.tls import TlsObservation
+from chanscan.probes.base import Observation, Probe, ProbeContext, ScanOptions
+from chanscan.workers import ThreadWorkers
+
+T = TypeVar("T")
+
+
+class Fingerprinter(Protocol):
+    async def __call__(
+        self, ctx: ProbeContext, channel: Channel, observation: Observation | None
+    ) -> PlatformInfo | None: ...
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class ResultCollector:
+    """Where results land as they complete; survives cancellation and Ctrl-C."""
+
+    def __init__(self, total: int = 0) -> None:
+        self.results: list[EndpointResult] = []
+        self.total = total
+        self.started_at = now_rfc3339()
+        self.interrupted = False
+        self.progress: Callable[[int, int], None] | None = None
+
+    def add(self, result: EndpointResult) -> None:
+        self.results.append(result)
+        if self.progress is not None:
+            self.progress(len(self.results), self.total)
+
+    def report(self, complete: bool, command: Sequence[str] = ()) -> ScanReport:
+        ordered = sorted(self.results, key=_sort_key)
+        return ScanReport(
+            schema=SCHEMA_ID,
+            tool_version=__version__,
+            complete=complete and not self.interrupted,
+            started_at=self.started_at,
+            finished_at=now_rfc3339(),
+            endpoints=tuple(ordered),
+            command=tuple(command),
+        )
+
+
+def _sort_key(r: EndpointResult) -> tuple[int, int, str, int]:
+    try:
+        ip = ipaddress.ip_address(r.address)
+        return (ip.version, int(ip), r.host, r.port)
+    except ValueError:
+        return (9, 0, r.host, r.port)
+
+
+# -- budgets --------------------------------------------------------------------------
+class _Host:
+    def __init__(self, per_host: int) -> None:
+        self.limiter = trio.CapacityLimiter(per_host)
+        self.failures = 0
+
+
+class Scheduler:
+    def __init__(
+        self,
+        options: ScanOptions,
+        probes: Mapping[Channel, Probe],
+        fingerprint: Fingerprinter | None = None,
+    ) -> None:
+        self.options = options
+        self.probes = probes
+        self.fingerprint = fingerprint
+        self.global_limiter = trio.CapacityLimiter(options.global_connections)
+        self._hosts: dict[str, _Host] = {}
+        self.workers = ThreadWorkers(options.worker_threads)
+        self.bridge = AsyncioBridge()
+
+    def host(self, address: str) -> _Host:
+        h = self._hosts.get(address)
+        if h is None:
+            h = self._hosts[address] = _Host(self.options.per_host_connections)
+        return h
+
+    def close(self) -> None:
+        self.workers.close()
+        self.bridge.close()
+
+
+class EndpointContext:
+    """The :class:`ProbeContext` for one endpoint."""
+
+    def __init__(self, sched: Scheduler, endpoint: Endpoint, banner: bytes = b"") -> None:
+        self._sched = sched
+        self._endpoint = endpoint
+        self.banner = banner
+        self.connections = 0
+
+    @property
+    def endpoint(self) -> Endpoint:
+        return self._endpoint
+
+    @property
+    def options(self) -> ScanOptions:
+        return self._sched.options
+
+    @contextlib.asynccontextmanager
+    async def budget(self) -> AsyncIterator[None]:
+        # A fresh borrower per use: one task may hold several slots (e.g. a probe that
+        # keeps a connection open while it opens a second one).
+        borrower = object()
+        host = self._sched.host(self._endpoint.address).limiter
+        await self._sched.global_limiter.acquire_on_behalf_of(borrower)
+        try:
+            await host.acquire_on_behalf_of(borrower)
+            try:
+                yield
+            finally:
+                host.release_on_behalf_of(borrower)
+        finally:
+            self._sched.global_limiter.release_on_behalf_of(borrower)
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[trio.SocketStream]:
+        async with self.budget():
+            stream = await open_stream(
+                self._endpoint.address, self._endpoint.port, self.options.connect_timeout
+            )
+            self.connections += 1
+            try:
+                yield stream
+            finally:
+                with trio.CancelScope(shield=True):
+                    await stream.aclose()
+
+    def count_connections(self, n: int = 1) -> None:
+        self.connections += n
+
+    def degrade_host(self) -> None:
+        host = self._sched.host(self._endpoint.address)
+        host.failures += 1
+        host.limiter.total_tokens = 1
+
+    async def run_in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        return await self._sched.workers.run(fn, *args)
+
+    async def run_asyncio(self, factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        return await self._sched.bridge.run(factory)
+
+    async def gather(self, thunks: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
+        results: list[Any] = [None] * len(thunks)
+
+        async def one(i: int, thunk: Callable[[], Awaitable[T]]) -> None:
+            results[i] = await thunk()
+
+        try:
+            async with trio.open_nursery() as nursery:
+                for i, thunk in enumerate(thunks):
+                    nursery.start_soon(one, i, thunk)
+        except BaseExceptionGroup as group:
+            # Probes handle their own error types, not groups: surface the first real
+            # error; a group of nothing but Cancelled goes up as it is.
+            first = _first_error(group)
+            if first is None:
+                raise
+            raise first from None
+        return results
+
+
+def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            inner = _first_error(exc)
+            if inner is not None:
+                return inner
+        elif not isinstance(exc, trio.Cancelled):
+            return exc
+    return None
+
+
+_REFUSED = {errno.ECONNREFUSED}
+_UNREACHABLE = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL}
+
+
+async def open_stream(address: str, port: int, timeout: float) -> trio.SocketStream:
+    """Connect to an already-resolved address; errors become :class:`ConnectError`."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = trio.socket.socket(family, socket.SOCK_STREAM)
+    try:
+        with trio.fail_after(timeout):
+            await sock.connect((address, port))
+    except trio.TooSlowError:
+        sock.close()
+        raise ConnectError("timeout", f"no TCP answer within {timeout:g}s") from None
+    except OSError as exc:
+        sock.close()
+        if exc.errno in _REFUSED:
+            raise ConnectError("refused", "connection refused") from None
+        kind = "unreachable" if exc.errno in _UNREACHABLE else "reset"
+        raise ConnectError(kind, f"connect failed: {exc.strerror or exc}") from None
+    except BaseException:
+        sock.close()
+        raise
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return trio.SocketStream(sock)
+
+
+# -- one endpoint ---------------------------------------------------------------------
+def _with_observation(result: EndpointResult, obs: Observation | None) -> EndpointResult:
+    if isinstance(obs, TlsObservation):
+        return replace(result, tls=obs)
+    if isinstance(obs, SshObservation):
+        return replace(result, ssh=obs)
+    if isinstance(obs, RdpObservation):
+        return replace(result, rdp=obs)
+    return result
+
+
+def _base_result(ep: Endpoint, channel: Channel, status: Status, error: str | None) -> EndpointResult:
+    return EndpointResult(
+        host=ep.host,
+        address=ep.address,
+        port=ep.port,
+        channel=channel,
+        status=status,
+        error=error,
+        group=ep.group,
+        policy=ep.policy,
+        platform_hint=ep.platform_hint,
+    )
+
+
+def _banner_text(banner: bytes) -> str | None:
+    if not banner:
+        return None
+    return banner.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", "replace")[:255] or None
+
+
+async def _run_probe(
+    ctx: EndpointContext, probe: Probe, result: EndpointResult
+) -> EndpointResult:
+    try:
+        obs = await probe.run(ctx)
+    except ProbeError as exc:
+        return replace(result, status=Status.ERROR, error=str(exc) or type(exc).__name__)
+    except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+        return replace(result, status=Status.ERROR, error=f"connection failed: {exc}")
+    return _with_observation(result, obs)
+
+
+async def scan_endpoint(sched: Scheduler, ep: Endpoint) -> EndpointResult:
+    """Discovery + probe + fingerprint of one endpoint, inside its deadline."""
+    ctx = EndpointContext(sched, ep)
+    t0 = time.monotonic()
+    result = _base_result(ep, Channel.UNKNOWN, Status.TIMEOUT, None)
+    with trio.move_on_after(sched.options.endpoint_deadline) as scope:
+        disc = await discover(ctx)
+        result = replace(
+            _base_result(ep, disc.channel, disc.status, disc.detail if disc.status != Status.OK else None),
+            banner=_banner_text(disc.banner),
+            http=disc.http,
+        )
+        if disc.status == Status.OK and disc.channel is Channel.UNKNOWN and disc.detail:
+            result = replace(result, error=disc.detail)
+        probe = sched.probes.get(disc.channel) if disc.status == Status.OK else None
+        if probe is not None:
+            ctx.banner = disc.banner
+            result = await _run_probe(ctx, probe, result)
+        if sched.fingerprint is not None and result.status == Status.OK:
+            obs = result.tls or result.ssh or result.rdp
+            try:
+                platform = await sched.fingerprint(ctx, result.channel, obs)
+            except (ProbeError, OSError, trio.BrokenResourceError) as exc:
+                platform = PlatformInfo(evidence=(f"fingerprinting failed: {exc}",))
+            if platform is not None:
+                result = replace(result, platform=platform)
+    if scope.cancelled_caught:
+        result = replace(
+            result,
+            status=Status.TIMEOUT,
+            error=f"no complete answer within the {sched.options.endpoint_deadline:g}s deadline",
+        )
+    elapsed = int((time.monotonic() - t0) * 1000)
+    return replace(result, connections=ctx.connections, elapsed_ms=elapsed)
+
+
+# -- resolution ------------------------------------------------------------------------
+async def _resolve(name: str) -> list[str]:
+    infos = await trio.socket.getaddrinfo(name, None, type=socket.SOCK_STREAM)
+    seen: list[str] = []
+    for info in infos:
+        addr = str(info[4][0])
+        if addr not in seen:
+            seen.append(addr)
+    return seen
+
+
+async def resolve_targets(
+    planned: Sequence[PlannedTarget], deadline: float = 10.0
+) -> tuple[list[Endpoint], list[EndpointResult]]:
+    """Resolve every name once, concurrently. A name that does not resolve becomes an
+    error row per port (the scan of everything else goes on)."""
+    names = sorted({p.host.name for p in planned if p.host.name})
+    resolved: dict[str, list[str] | str] = {}
+
+    async def one(name: str) -> None:
+        try:
+            with trio.fail_after(deadline):
+                resolved[name] = await _resolve(name)
+        except (OSError, trio.TooSlowError) as exc:
+            resolved[name] = f"cannot resolve {name}: {getattr(exc, 'strerror', None) or exc}"
+
+    if names:
+        async with trio.open_nursery() as nursery:
+            for n in names:
+                nursery.start_soon(one, n)
+    endpoints: list[Endpoint] = []
+    failed: list[EndpointResult] = []
+    seen: set[tuple[str, int]] = set()
+    for p in planned:
+        if p.host.address is not None:
+            pairs = [(p.host.address, p.host.address)]
+        else:
+            assert p.host.name is not None
+            got = resolved[p.host.name]
+            if isinstance(got, str):
+                for port in p.ports:
+                    failed.append(
+                        EndpointResult(
+                            host=p.host.name, address="", port=port, channel=Channel.UNKNOWN,
+                            status=Status.ERROR, error=got, group=p.group, policy=p.policy,
+                            platform_hint=p.platform,
+                        )  # fmt: skip
+                    )
+                continue
+            pairs = [(p.host.name, a) for a in got]
+        for host, addr in pairs:
+            for port in p.ports:
+                if (addr, port) in seen:
+                    continue
+                seen.add((addr, port))
+                endpoints.append(Endpoint(host, addr, port, p.platform, p.policy, p.group))
+    return endpoints, failed
+
+
+# -- the whole scan ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ScanRequest:
+    planned: tuple[PlannedTarget, ...]
+    options: ScanOptions
+
+
+async def _watch_sigterm(collector: ResultCollector, cancel: trio.CancelScope) -> None:
+    if not hasattr(signal, "SIGTERM"):
+        return
+    try:
+        with trio.open_signal_receiver(signal.SIGTERM) as signals:
+            async for _ in signals:
+                collector.interrupted = True
+                cancel.cancel()
+                return
+    except RuntimeError:  # not on the main thread (e.g. embedded use): no signal handling
+        return
+
+
+async def scan_endpoints(
+    endpoints: Sequence[Endpoint],
+    options: ScanOptions,
+    probes: Mapping[Channel, Probe],
+    collector: ResultCollector,
+    fingerprint: Fingerprinter | None = None,
+) -> None:
+    """Scan every endpoint, results into ``collector``. At most a bounded number of
+    endpoint tasks exist at once, so a /16 does not allocate a million tasks."""
+    sched = Scheduler(options, probes, fingerprint)
+    in_flight = trio.Semaphore(max(16, options.global_connections * 4))
+    try:
+        async with trio.open_nursery() as outer:
+            outer.start_soon(_watch_sigterm, collector, outer.cancel_scope)
+            async with trio.open_nursery() as nursery:
+
+                async def run_one(ep: Endpoint) -> None:
+                    try:
+                        collector.add(await scan_endpoint(sched, ep))
+                    finally:
+                        in_flight.release()
+
+                for ep in endpoints:
+                    await in_flight.acquire()
+                    nursery.start_soon(run_one, ep)
+            outer.cancel_scope.cancel()
+    finally:
+        sched.close()
+
+
+async def scan(
+    planned: Sequence[PlannedTarget],
+    options: ScanOptions,
+    probes: Mapping[Channel, Probe],
+    collector: ResultCollector | None = None,
+    fingerprint: Fingerprinter | None = None,
+) -> ScanReport:
+    collector = collector if collector is not None else ResultCollector()
+    endpoints, failed = await resolve_targets(planned)
+    collector.total = len(endpoints) + len(failed)
+    for r in failed:
+        collector.add(r)
+    await scan_endpoints(endpoints, options, probes, collector, fingerprint)
+    return collector.report(complete=True)
+
+
+async def probe_once(
+    endpoint: Endpoint,
+    probe: Probe,
+    options: ScanOptions | None = None,
+    banner: bytes = b"",
+) -> EndpointResult:
+    """Run one probe against one endpoint without discovery (for tests and tools):
+    the same budgets, workers, asyncio bridge and deadline as a real scan."""
+    options = options or ScanOptions()
+    sched = Scheduler(options, {probe.channel: probe})
+    ctx = EndpointContext(sched, endpoint, banner)
+    t0 = time.monotonic()
+    result = _base_result(endpoint, probe.channel, Status.OK, None)
+    try:
+        with trio.move_on_after(options.endpoint_deadline) as scope:
+            result = await _run_probe(ctx, probe, result)
+        if scope.cancelled_caught:
+            result = replace(
+                result,
+                status=Status.TIMEOUT,
+                error=f"no complete answer within the {options.endpoint_deadline:g}s deadline",
+            )
+    finally:
+        sched.close()
+    return replace(
+        result, connections=ctx.connections, elapsed_ms=int((time.monotonic() - t0) * 1000)
+    )
+
+
+def progress_printer(stream: Any = None) -> Callable[[int, int], None] | None:
+    """A one-line progress counter on stderr, only when stderr is a terminal."""
+    out = stream or sys.stderr
+    if not out.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        out.write(f"\rchanscan: {done}/{total} endpoints")
+        if done >= total:
+            out.write("\n")
+        out.flush()
+
+    return show

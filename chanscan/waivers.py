@@ -1,0 +1,159 @@
+"""Accepted risks (``--waivers FILE``): which finding, on which hosts, why, until when.
+
+File format (TOML)::
+
+    [[waiver]]
+    finding = "tls.cert.self_signed"   # a finding id, or an fnmatch pattern: "tls.cipher.*"
+    host = "esx-*.example.com"         # fnmatch on the host name or address, or a CIDR
+    reason = "hosts are managed through vCenter only; ticket CHG-1234"
+    expires = 2026-06-30               # a TOML date; the waiver holds through that day
+
+A waived finding stays in the report with ``waived`` and the reason set; it does not
+count toward the gate and still weighs on grades. A waiver past its date no longer
+applies, and each endpoint where it would have applied gets a ``waiver.expired``
+finding, so an expired exception is seen instead of silently reopening.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import date
+from fnmatch import fnmatchcase
+from pathlib import Path
+
+from chanscan.errors import ConfigError
+from chanscan.model import Axis, Endpoint, Finding, Severity
+
+EXPIRED_ID = "waiver.expired"
+_KEYS = frozenset({"finding", "host", "reason", "expires"})
+
+
+@dataclass(frozen=True)
+class Waiver:
+    finding: str
+    host: str
+    reason: str
+    expires: date
+    source: str = ""  # "file.toml waiver[3]", for messages and evidence
+
+    def matches_host(self, endpoint: Endpoint) -> bool:
+        try:
+            network = ipaddress.ip_network(self.host, strict=False)
+        except ValueError:
+            pattern = self.host.lower()
+            return fnmatchcase(endpoint.host.lower(), pattern) or fnmatchcase(
+                endpoint.address.lower(), pattern
+            )
+        try:
+            return ipaddress.ip_address(endpoint.address) in network
+        except ValueError:
+            return False
+
+    def matches_finding(self, finding_id: str) -> bool:
+        return fnmatchcase(finding_id, self.finding)
+
+    def expired(self, today: date) -> bool:
+        return today > self.expires
+
+
+def parse_waivers(text: str, source: str = "<waivers>") -> tuple[Waiver, ...]:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    unknown = set(raw) - {"waiver"}
+    if unknown:
+        raise ConfigError(f"{source}: unknown top-level key {sorted(unknown)[0]!r}; use [[waiver]]")
+    entries = raw.get("waiver", [])
+    if not isinstance(entries, list):
+        raise ConfigError(f"{source}: 'waiver' must be an array of tables ([[waiver]])")
+    return tuple(_one(entry, f"{source} waiver[{i}]") for i, entry in enumerate(entries, 1))
+
+
+def _one(entry: object, where: str) -> Waiver:
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where}: must be a table")
+    extra = set(entry) - _KEYS
+    if extra:
+        raise ConfigError(f"{where}: unknown key {sorted(extra)[0]!r}")
+    for key in ("finding", "host", "reason"):
+        value = entry.get(key)
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"{where}: key {key!r} must be a non-empty string")
+    expires = entry.get("expires")
+    # tomllib gives datetime for date-times; a waiver expires on a day, not an instant.
+    if not isinstance(expires, date) or hasattr(expires, "hour"):
+        raise ConfigError(f"{where}: key 'expires' must be a TOML date such as 2026-06-30")
+    host = str(entry["host"]).strip()
+    if "/" in host:
+        try:
+            ipaddress.ip_network(host, strict=False)
+        except ValueError:
+            raise ConfigError(f"{where}: key 'host' is not a valid CIDR: {host!r}") from None
+    return Waiver(
+        finding=str(entry["finding"]).strip(),
+        host=host,
+        reason=str(entry["reason"]).strip(),
+        expires=expires,
+        source=where,
+    )
+
+
+def load_waivers(path: str | Path) -> tuple[Waiver, ...]:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read waivers file: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: waivers file is not UTF-8") from None
+    return parse_waivers(text, str(p))
+
+
+def apply_waivers(
+    findings: Iterable[Finding], endpoint: Endpoint, waivers: Sequence[Waiver], today: date
+) -> list[Finding]:
+    """Mark findings covered by a current waiver; report expired ones that would apply."""
+    out: list[Finding] = []
+    expired_hits: dict[Waiver, list[str]] = {}
+    host_waivers = [w for w in waivers if w.matches_host(endpoint)]
+    for f in findings:
+        if f.id == EXPIRED_ID:
+            out.append(f)  # a waiver cannot hide its own expiry
+            continue
+        current = next(
+            (w for w in host_waivers if w.matches_finding(f.id) and not w.expired(today)), None
+        )
+        if current is not None:
+            out.append(replace(f, waived=True, waiver_reason=current.reason))
+            continue
+        for w in host_waivers:
+            if w.matches_finding(f.id) and w.expired(today):
+                expired_hits.setdefault(w, []).append(f.id)
+        out.append(f)
+    for w, ids in expired_hits.items():
+        out.append(_expired_finding(w, ids))
+    return out
+
+
+def _expired_finding(w: Waiver, finding_ids: list[str]) -> Finding:
+    return Finding(
+        id=EXPIRED_ID,
+        title=f"Waiver for {w.finding} expired on {w.expires.isoformat()}",
+        severity=Severity.LOW,
+        axis=Axis.BOTH,
+        evidence=(
+            f"waiver: {w.source}" if w.source else f"waiver for {w.finding}",
+            f"host pattern: {w.host}",
+            f"expired: {w.expires.isoformat()}",
+            f"reason given: {w.reason}",
+            *(f"no longer waived: {i}" for i in finding_ids),
+        ),
+        remediation=(
+            "Review the accepted risk: renew the waiver with a new expiry date, "
+            "or fix the finding and remove the waiver."
+        ),
+    )

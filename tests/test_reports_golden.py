@@ -1,0 +1,114 @@
+"""Golden files for every report format of one fixed report.
+
+The expected outputs live in tests/golden/. They are rewritten only when
+CHANSCAN_UPDATE_GOLDEN=1 is set, and such a run still fails so an update is never
+silently taken as a pass.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from sample_report import sample_report
+
+from chanscan.model import Severity
+from chanscan.reports import FORMATS, RenderOptions, render
+from chanscan.reports.json_report import loads_report
+
+GOLDEN = Path(__file__).parent / "golden"
+UPDATE = os.environ.get("CHANSCAN_UPDATE_GOLDEN") == "1"
+
+CASES: dict[str, tuple[str, RenderOptions]] = {
+    "table.txt": ("table", RenderOptions()),
+    "table_verbose_by_host.txt": ("table", RenderOptions(verbose=True, by_host=True)),
+    "table_grid_color.txt": (
+        "table",
+        RenderOptions(table_format="grid", color=True, width=24, min_grade="B"),
+    ),
+    "report.json": ("json", RenderOptions()),
+    "report.sarif": ("sarif", RenderOptions()),
+    "junit.xml": ("junit", RenderOptions()),
+    "junit_fail_on_medium.xml": ("junit", RenderOptions(fail_on=Severity.MEDIUM, min_grade="A")),
+    "report.md": ("markdown", RenderOptions()),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_golden(name: str) -> None:
+    fmt, opts = CASES[name]
+    actual = render(sample_report(), fmt, opts)
+    path = GOLDEN / name
+    if UPDATE:
+        path.write_text(actual, encoding="utf-8")
+        pytest.fail(f"golden file {name} rewritten; rerun without CHANSCAN_UPDATE_GOLDEN")
+    assert path.exists(), f"missing golden file {path}; create it with CHANSCAN_UPDATE_GOLDEN=1"
+    assert actual == path.read_text(encoding="utf-8")
+
+
+def test_every_format_has_a_golden_file() -> None:
+    assert {fmt for fmt, _ in CASES.values()} == set(FORMATS)
+
+
+def test_json_golden_reads_back_to_the_same_report() -> None:
+    text = (GOLDEN / "report.json").read_text(encoding="utf-8")
+    assert loads_report(text) == sample_report()
+
+
+def test_table_is_worst_first_and_shortens_not_wraps() -> None:
+    text = render(sample_report(), "table", RenderOptions(width=20))
+    lines = text.splitlines()
+    rows = [ln for ln in lines[4:] if ln.strip()]
+    assert rows[0].startswith("esx01.example.com  22")  # overall F with a critical finding
+    assert rows[-1].startswith("xen01.example.com  22")  # closed port last
+    assert "…" in text
+    # shortened cells keep one physical line per endpoint
+    assert len(rows) == len(sample_report().endpoints)
+
+
+def test_colour_only_when_asked() -> None:
+    plain = render(sample_report(), "table", RenderOptions(verbose=True, by_host=True))
+    assert "\x1b[" not in plain
+    coloured = render(sample_report(), "table", RenderOptions(color=True))
+    assert "\x1b[31mF\x1b[0m" in coloured
+    # tabulate measures visible width, so colour does not shift the columns
+    strip = coloured
+    for code in ("\x1b[0m", "\x1b[31m", "\x1b[32m", "\x1b[33m", "\x1b[1;31m"):
+        strip = strip.replace(code, "")
+    assert strip.splitlines()[1:] == plain.split("\n\nPer host")[0].splitlines()[1:]
+
+
+def test_junit_counts_and_waivers() -> None:
+    root = ET.fromstring(render(sample_report(), "junit", RenderOptions()))
+    assert root.get("tests") == "9"
+    assert root.get("errors") == "2"  # timeout + error endpoints
+    assert root.get("skipped") == "1"  # the closed port
+    messages = [f.get("message", "") for f in root.iter("failure")]
+    assert len(messages) == 5  # the findings at high or above that are not waived
+    assert not any("self_signed" in m for m in messages)  # waived never fails
+
+
+def test_sarif_levels_and_suppressions() -> None:
+    log = json.loads(render(sample_report(), "sarif", RenderOptions()))
+    run = log["runs"][0]
+    results = run["results"]
+    assert len(results) == sum(len(r.findings) for r in sample_report().endpoints)
+    levels = {r["ruleId"]: r["level"] for r in results}
+    assert levels["ssh.hostkey.rsa_short"] == "error"
+    assert levels["tls.cipher.no_forward_secrecy"] == "warning"
+    assert levels["ssh.cipher.cbc"] == "note"
+    waived = [r for r in results if "suppressions" in r]
+    assert [r["ruleId"] for r in waived] == ["tls.cert.self_signed"]
+    rule_ids = [rule["id"] for rule in run["tool"]["driver"]["rules"]]
+    assert rule_ids == sorted(set(levels))
+    for r in results:
+        assert run["tool"]["driver"]["rules"][r["ruleIndex"]]["id"] == r["ruleId"]
+    uris = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in results}
+    assert "ssh://esx01.example.com:22" in uris
+    assert "rdp://hv01.example.com:3389" in uris
+    assert "https://vc01.example.com:443" in uris
+    fps = [r["partialFingerprints"]["chanscanFinding/v1"] for r in results]
+    assert len(set(fps)) == len(fps)

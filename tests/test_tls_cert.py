@@ -1,0 +1,240 @@
+"""Certificate analysis from DER chains: each fault from the certificate itself."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import shutil
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from chanscan.errors import ProtocolError
+from chanscan.lab.certs import LabCA, new_key, self_signed
+from chanscan.probes.tls_cert import certificate_checks, system_anchors
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def root() -> LabCA:
+    return LabCA("test root")
+
+
+@pytest.fixture(scope="module")
+def bundle(root: LabCA, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return root.write_bundle(tmp_path_factory.mktemp("bundle"))
+
+
+def test_self_signed_rsa1024_sha1_expired() -> None:
+    """The classic old ESXi certificate: every fault recorded at once."""
+    cert = self_signed(
+        "esx01.example",
+        key=new_key("rsa", 1024),
+        hash_name="sha1",
+        not_before=NOW - timedelta(days=800),
+        not_after=NOW - timedelta(days=35),
+    )
+    checks = certificate_checks([cert.der], "esx01.example", now=NOW)
+    leaf = checks.chain[0]
+    assert leaf.self_signed is True
+    assert (leaf.key_type, leaf.key_bits, leaf.curve) == ("RSA", 1024, None)
+    assert leaf.signature_hash == "sha1"
+    assert leaf.not_after == (NOW - timedelta(days=35)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert checks.trusted_system is False
+    assert checks.trusted_custom is None  # no --ca-bundle given
+    assert checks.chain_complete is True  # a self-signed certificate needs nothing more
+    assert checks.hostname_matches is True
+    assert any(e.startswith("system store:") for e in checks.verify_errors)
+
+
+def test_ec_leaf_fields_and_fingerprints(root: LabCA) -> None:
+    issued = root.issue("vc.example", "192.0.2.10", days=90)
+    leaf = certificate_checks([issued.der], "vc.example", now=NOW).chain[0]
+    assert (leaf.key_type, leaf.key_bits, leaf.curve) == ("EC", 256, "secp256r1")
+    assert leaf.signature_hash == "sha256"
+    assert leaf.san_dns == ("vc.example",)
+    assert leaf.san_ip == ("192.0.2.10",)
+    assert leaf.self_signed is False and leaf.is_ca is False
+    assert leaf.subject == "CN=vc.example,O=chanscan lab"
+    assert leaf.issuer == "CN=test root,O=chanscan lab"
+    assert int(leaf.serial, 16) == issued.cert.serial_number
+    assert leaf.sha256_fingerprint == hashlib.sha256(issued.der).hexdigest()
+    spki = issued.cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    assert base64.b64decode(leaf.spki_sha256) == hashlib.sha256(spki).digest()
+
+
+@pytest.mark.needs_openssl
+def test_fingerprint_agrees_with_openssl(root: LabCA, tmp_path: Path) -> None:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed")
+    issued = root.issue("vc.example")
+    pem = tmp_path / "leaf.pem"
+    pem.write_bytes(issued.pem)
+    out = subprocess.run(
+        ["openssl", "x509", "-in", str(pem), "-noout", "-fingerprint", "-sha256"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=10,
+    ).stdout
+    expected = out.strip().split("=", 1)[1].replace(":", "").lower()
+    assert certificate_checks([issued.der], "vc.example").chain[0].sha256_fingerprint == expected
+
+
+def test_private_ca_without_and_with_bundle(root: LabCA, bundle: Path) -> None:
+    issued = root.issue("vc.example")
+    without = certificate_checks([issued.der], "vc.example", now=NOW)
+    assert without.trusted_system is False
+    assert without.trusted_custom is None
+    # Root omitted (as servers should) or intermediate missing: cannot be told apart.
+    assert without.chain_complete is None
+    with_bundle = certificate_checks([issued.der], "vc.example", ca_bundle=bundle, now=NOW)
+    assert with_bundle.trusted_system is False
+    assert with_bundle.trusted_custom is True
+    assert with_bundle.chain_complete is True
+    assert with_bundle.chain[0].self_signed is False
+
+
+def test_bundle_trust_ignores_dates_which_rules_judge(root: LabCA, bundle: Path) -> None:
+    issued = root.issue("vc.example", not_before=NOW - timedelta(days=100), days=30)
+    checks = certificate_checks([issued.der], "vc.example", ca_bundle=bundle, now=NOW)
+    assert checks.trusted_custom is True
+    assert any(e.startswith("--ca-bundle:") for e in checks.verify_errors)
+
+
+def test_missing_intermediate(root: LabCA, bundle: Path) -> None:
+    inter = root.child("test intermediate")
+    issued = inter.issue("vc.example")
+    alone = certificate_checks([issued.der], "vc.example", ca_bundle=bundle, now=NOW)
+    assert alone.chain_complete is False
+    assert alone.trusted_custom is False
+    full = certificate_checks(
+        [issued.der, inter.issued.der], "vc.example", ca_bundle=bundle, now=NOW
+    )
+    assert full.chain_complete is True
+    assert full.trusted_custom is True
+    assert len(full.chain) == 2 and full.chain[1].is_ca is True
+
+
+def test_shuffled_chain_still_builds(root: LabCA, bundle: Path) -> None:
+    inter = root.child("test intermediate")
+    issued = inter.issue("vc.example")
+    chain = [issued.der, root.issued.der, inter.issued.der]
+    checks = certificate_checks(chain, "vc.example", ca_bundle=bundle, now=NOW)
+    assert checks.trusted_custom is True and checks.chain_complete is True
+    assert checks.chain[1].self_signed is True  # recorded as sent: the root came second
+
+
+def test_aia_pointer_marks_missing_intermediate_without_bundle(root: LabCA) -> None:
+    inter = root.child("test intermediate")
+    issued = inter.issue("vc.example", aia_url="http://ca.example/inter.crt")
+    assert certificate_checks([issued.der], "vc.example").chain_complete is False
+
+
+def test_pinned_self_signed_leaf_in_bundle_is_trusted(tmp_path: Path) -> None:
+    cert = self_signed("esx01.example")
+    pem = tmp_path / "pinned.pem"
+    pem.write_bytes(cert.pem)
+    checks = certificate_checks([cert.der], "esx01.example", ca_bundle=pem, now=NOW)
+    assert checks.trusted_custom is True
+    assert checks.chain[0].self_signed is True
+
+
+def test_forged_issuer_name_is_not_trusted(root: LabCA, bundle: Path) -> None:
+    """Same issuer name, different key: names alone never make a path."""
+    impostor = LabCA("test root")
+    issued = impostor.issue("vc.example")
+    checks = certificate_checks([issued.der], "vc.example", ca_bundle=bundle, now=NOW)
+    assert checks.trusted_custom is False
+    assert checks.chain_complete is False
+
+
+@pytest.mark.parametrize(
+    ("names", "checked", "expected"),
+    [
+        (("vc.example",), "vc.example", True),
+        (("vc.example",), "VC.Example.", True),
+        (("vc.example",), "other.example", False),
+        (("*.lab.example",), "esx1.lab.example", True),
+        (("*.lab.example",), "a.b.lab.example", False),
+        (("*.lab.example",), "lab.example", False),
+        (("*.example",), "vc.example", False),  # no wildcard over a single label
+        (("vc.example", "192.0.2.10"), "192.0.2.10", True),
+        (("vc.example",), "192.0.2.10", False),
+        (("192.0.2.10",), "192.0.2.11", False),
+        (("2001:db8::1",), "2001:db8:0::1", True),
+    ],
+)
+def test_hostname_match(root: LabCA, names: tuple[str, ...], checked: str, expected: bool) -> None:
+    issued = root.issue(*names)
+    assert certificate_checks([issued.der], checked).hostname_matches is expected
+
+
+def test_ip_literal_does_not_match_dns_san_spelled_like_it(root: LabCA) -> None:
+    """A dNSName "192.0.2.10" is not an iPAddress SAN (RFC 9525 6.3)."""
+    cert = root.issue("vc.example").cert
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(cert.subject)
+        .issuer_name(root.cert.subject)
+        .public_key(cert.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(cert.not_valid_before_utc)
+        .not_valid_after(cert.not_valid_after_utc)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("192.0.2.10")]), False)
+    )
+    from cryptography.hazmat.primitives import hashes
+
+    der = builder.sign(root.key, hashes.SHA256()).public_bytes(Encoding.DER)
+    assert certificate_checks([der], "192.0.2.10").hostname_matches is False
+
+
+def test_cn_only_match_is_mismatch_with_note() -> None:
+    cert = self_signed()  # no SAN at all; CN "chanscan lab server"
+    checks = certificate_checks([cert.der], "chanscan lab server")
+    assert checks.hostname_matches is False
+    assert any("subject CN" in e for e in checks.verify_errors)
+
+
+def test_trustme_chain_with_intermediate(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    child = ca.create_child_ca()
+    leaf = child.issue_cert("vc.example", key_type=trustme.KeyType.RSA)
+    ders = [
+        x509.load_pem_x509_certificate(b.bytes()).public_bytes(Encoding.DER)
+        for b in leaf.cert_chain_pems
+    ]
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    checks = certificate_checks(ders, "vc.example", ca_bundle=bundle)
+    assert checks.trusted_custom is True and checks.chain_complete is True
+    assert checks.chain[0].key_type == "RSA" and checks.chain[0].key_bits == 2048
+    assert checks.hostname_matches is True
+    assert certificate_checks(ders[:1], "vc.example", ca_bundle=bundle).chain_complete is False
+
+
+def test_system_store_root_is_trusted() -> None:
+    """The bundled Mozilla store loads and a root in it counts as trusted."""
+    anchors = system_anchors()
+    some_root = next(iter(anchors.by_subject.values()))[0]
+    checks = certificate_checks([some_root.public_bytes(Encoding.DER)], "example.org")
+    assert checks.trusted_system is True
+    assert checks.chain_complete is True
+    assert len(anchors.by_subject) > 100
+
+
+def test_empty_or_garbage_chain_is_protocol_error(root: LabCA) -> None:
+    with pytest.raises(ProtocolError):
+        certificate_checks([], "vc.example")
+    with pytest.raises(ProtocolError):
+        certificate_checks([b"\x30\x03\x02\x01\x00"], "vc.example")
+    issued = root.issue("vc.example")
+    checks = certificate_checks([issued.der, b"garbage"], "vc.example")
+    assert len(checks.chain) == 1
+    assert any("#1" in e for e in checks.verify_errors)
