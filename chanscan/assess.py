@@ -1,10 +1,9 @@
-"""Assessment: raw probe results in, findings and grades out. Pure but for the pin
-store, which is read and written here so that the scheduler and the reports stay
-free of it.
+"""Assessment: raw probe results in, findings and grades out. Pure.
 
-Order matters and is fixed: host platforms are folded first (remediation and the
-platform rules depend on them), then the channel rules and the policy, then pins,
-then waivers (they mark, never drop), and grading last.
+Order is fixed: host platforms are folded first (remediation, policies and the
+platform rules depend on them), then channel rules, policy violations and pin
+findings, then the platform's remediation text, then waivers (they mark, never drop),
+and grading last, so that every finding, a changed pin included, can cap a grade.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from chanscan import grading, rules
 from chanscan.fingerprint.fold import fold_host
 from chanscan.model import EndpointResult, Finding, ScanReport, Status
 from chanscan.policies import Policy, evaluate_policy, load_policy
-from chanscan.remediation import remediation_for
+from chanscan.remediation import with_remediation
 from chanscan.waivers import Waiver, apply_waivers
 
 
@@ -28,44 +27,42 @@ class AssessOptions:
     policy_file: Path | None = None
     waivers: tuple[Waiver, ...] = ()
     today: date | None = None
+    # Findings from the pin store, by (host as scanned, port).
     pin_findings: Mapping[tuple[str, int], Sequence[Finding]] = field(default_factory=dict)
 
 
-def _platform_key(result: EndpointResult) -> str:
-    product = (result.platform.product if result.platform else None) or ""
-    low = product.lower()
-    for key in ("vcenter", "esxi", "xenserver", "xcp-ng", "hyper-v"):
-        if key in low:
-            return {"xcp-ng": "xenserver", "hyper-v": "hyperv"}.get(key, key)
-    hint = result.platform_hint.value
-    return hint if hint != "auto" else "generic"
+def fold_platforms(report: ScanReport) -> ScanReport:
+    """Give every probed endpoint of an address the platform folded over all of them,
+    so one host has one platform (conflicts stay visible in its evidence)."""
+    hosts = fold_host(report.endpoints)
+    out = []
+    for r in report.endpoints:
+        folded = hosts.get(r.address)
+        out.append(replace(r, platform=folded) if folded is not None and r.reachable else r)
+    return replace(report, endpoints=tuple(out))
 
 
 def assess_endpoint(
     result: EndpointResult,
     policy: Policy,
-    opts: AssessOptions,
+    pins: Sequence[Finding],
+    waivers: Sequence[Waiver],
     today: date,
 ) -> EndpointResult:
     if result.status != Status.OK:
         return replace(result, findings=(), grade=None)
-    found = [*rules.evaluate(result), *evaluate_policy(policy, result)]
-    found.extend(opts.pin_findings.get((result.address, result.port), ()))
-    platform = _platform_key(result)
-    found = [
-        f if f.remediation and platform == "generic" else replace(
-            f, remediation=remediation_for(f.id, platform) or f.remediation
-        )
-        for f in found
-    ]
-    final = apply_waivers(found, result.endpoint, opts.waivers, today)
+    found = rules.evaluate(result)
+    found += evaluate_policy(policy, result, findings=found)
+    found += pins
+    found = with_remediation(found, result)
+    final = apply_waivers(found, result.endpoint, waivers, today)
     return replace(result, findings=tuple(final), grade=grading.grade_endpoint(result, final))
 
 
 def assess(report: ScanReport, opts: AssessOptions | None = None) -> ScanReport:
     opts = opts or AssessOptions()
     today = opts.today or date.today()
-    hosts = fold_host(report.endpoints)
+    report = fold_platforms(report)
     policies: dict[str, Policy] = {}
 
     def policy_for(name: str) -> Policy:
@@ -74,10 +71,14 @@ def assess(report: ScanReport, opts: AssessOptions | None = None) -> ScanReport:
             policies[chosen] = load_policy(chosen, opts.policy_file)
         return policies[chosen]
 
-    out = []
-    for r in report.endpoints:
-        folded = hosts.get(r.address)
-        if folded is not None and r.status == Status.OK:
-            r = replace(r, platform=folded)
-        out.append(assess_endpoint(r, policy_for(r.policy), opts, today))
+    out = [
+        assess_endpoint(
+            r,
+            policy_for(r.policy),
+            opts.pin_findings.get((r.host, r.port), ()),
+            opts.waivers,
+            today,
+        )
+        for r in report.endpoints
+    ]
     return replace(report, endpoints=tuple(out))

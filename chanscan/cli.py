@@ -148,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     diff = sub.add_parser("diff", help="what got worse between two JSON scans (exit 1 if any)")
     diff.add_argument("before", type=Path)
     diff.add_argument("after", type=Path)
-    diff.add_argument("--format", "-f", choices=("table", "json"), default="table")
+    diff.add_argument("--format", "-f", choices=("text", "json"), default="text")
     diff.add_argument("-o", "--output", type=Path)
 
     pins = sub.add_parser("pins", help="manage the host-key pin store")

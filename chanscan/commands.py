@@ -14,6 +14,8 @@ import trio
 
 from chanscan.config import (
     Inventory,
+    PlannedTarget,
+    TargetGroup,
     inventory_from_args,
     load_inventory,
     parse_platform,
@@ -23,7 +25,7 @@ from chanscan.config import (
 from chanscan.errors import UsageError
 from chanscan.exitcodes import ExitCode, Gate, exit_code
 from chanscan.gate import parse_grade
-from chanscan.model import ScanReport
+from chanscan.model import Finding, ScanReport
 from chanscan.probes.base import ScanOptions
 from chanscan.reports import render
 from chanscan.reports.json_report import load_report, write_atomic
@@ -58,7 +60,7 @@ def build_inventory(args: argparse.Namespace) -> Inventory:
     ports = parse_ports(args.ports, "--ports") if args.ports else None
     platform = parse_platform(args.platform, "--platform")
     policy = args.policy or "default"
-    groups = []
+    groups: list[TargetGroup] = []
     exclude: tuple[str, ...] = ()
     if args.targets_file is not None:
         inv = load_inventory(args.targets_file)
@@ -90,20 +92,18 @@ def gate_of(args: argparse.Namespace) -> Gate:
     return Gate(args.fail_on, min_grade, args.allow_unreachable)
 
 
-def assess_options(args: argparse.Namespace, raw: ScanReport) -> AssessOptions:
+def assess_options(args: argparse.Namespace, folded: ScanReport) -> AssessOptions:
     from chanscan.assess import AssessOptions
-    from chanscan.policies import load_policy
     from chanscan.waivers import load_waivers
 
-    if args.policy:
-        load_policy(args.policy, args.policy_file)  # fail before anything is written
-    waivers = tuple(load_waivers(args.waivers)) if args.waivers else ()
-    pin_findings = {}
+    waivers = load_waivers(args.waivers) if args.waivers else ()
+    pin_findings: dict[tuple[str, int], tuple[Finding, ...]] = {}
     if args.pins is not None:
-        from chanscan.pins import PinStore
+        from chanscan.pins import check_and_record
 
-        with PinStore(args.pins) as store:
-            pin_findings = store.check_and_record(raw)
+        for add in check_and_record(args.pins, folded):
+            key = (add.host, add.port)
+            pin_findings[key] = (*pin_findings.get(key, ()), *add.findings)
     return AssessOptions(
         policy_override=args.policy,
         policy_file=args.policy_file,
@@ -112,8 +112,27 @@ def assess_options(args: argparse.Namespace, raw: ScanReport) -> AssessOptions:
     )
 
 
+def validate_inputs(args: argparse.Namespace) -> None:
+    """Read every input file before the scan, so a typo costs no scan time."""
+    if args.policy or args.policy_file:
+        from chanscan.policies import load_policy
+
+        load_policy(args.policy or "default", args.policy_file)
+    if args.waivers:
+        from chanscan.waivers import load_waivers
+
+        load_waivers(args.waivers)
+    if args.ca_bundle is not None:
+        from chanscan.probes.tls_cert import load_anchors
+
+        try:
+            load_anchors(args.ca_bundle)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"--ca-bundle {args.ca_bundle}: {exc}") from None
+
+
 def run_scan(
-    planned: Sequence[object], options: ScanOptions, argv: Sequence[str]
+    planned: Sequence[PlannedTarget], options: ScanOptions, argv: Sequence[str]
 ) -> ScanReport:
     """Run the scan; on Ctrl-C return what was measured with ``complete: false``."""
     from chanscan.fingerprint import fingerprint_endpoint
@@ -136,28 +155,25 @@ def cmd_scan(args: argparse.Namespace, argv: Sequence[str]) -> int:
     options = scan_options(args)
     gate = gate_of(args)
     baseline = load_report(args.baseline) if args.baseline else None
-    if args.policy:
-        from chanscan.policies import load_policy
+    validate_inputs(args)
+    from chanscan.assess import assess, fold_platforms
 
-        load_policy(args.policy, args.policy_file)
-    if args.waivers:
-        from chanscan.waivers import load_waivers
-
-        load_waivers(args.waivers)
-    from chanscan.assess import assess
-
-    raw = run_scan(planned, options, argv)
+    raw = fold_platforms(run_scan(planned, options, argv))
     report = assess(raw, assess_options(args, raw))
+    return finish(report, args, gate, baseline)
+
+
+def finish(
+    report: ScanReport, args: argparse.Namespace, gate: Gate, baseline: ScanReport | None
+) -> int:
+    """Write every output, then derive the exit code from the report (and baseline)."""
     code = emit(report, args, exit_on=gate)
     if baseline is not None:
         from chanscan.diff import diff_reports, render_diff
 
         d = diff_reports(baseline, report)
-        sys.stdout.write(render_diff(d, "table"))
-        if d.regressed:
-            return ExitCode.GATE_FAILED
-    if not raw.complete:
-        return ExitCode.INCOMPLETE if code == ExitCode.OK else code
+        sys.stdout.write(render_diff(d, "text", args.table_format))
+        return exit_code(report, gate, regressed=d.regressed)
     return code
 
 
@@ -188,7 +204,9 @@ def emit(report: ScanReport, args: argparse.Namespace, exit_on: Gate | None = No
     if fmt is None and args.output is not None:
         fmt = _EXT_FORMATS.get(args.output.suffix.lower(), "table")
     fmt = fmt or "table"
-    extra = {f: getattr(args, f) for f in ("json", "sarif", "junit", "markdown") if getattr(args, f)}
+    extra = {
+        f: getattr(args, f) for f in ("json", "sarif", "junit", "markdown") if getattr(args, f)
+    }
     for name, path in extra.items():
         write_atomic(path, render(report, name, file_opts))
     if args.output is not None:
@@ -207,7 +225,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
     before, after = load_report(args.before), load_report(args.after)
     d = diff_reports(before, after)
-    text = render_diff(d, args.format)
+    text = render_diff(d, args.format, "simple")
     if args.output is not None:
         write_atomic(args.output, text)
     else:
@@ -236,10 +254,46 @@ def cmd_pins(args: argparse.Namespace) -> int:
         if args.pins_command == "accept":
             host, port = _host_port(args.host)
             n = store.accept(host, port)
-            sys.stdout.write(f"accepted {n} changed pin(s) for {args.host}\n")
+            if n == 0:
+                sys.stdout.write(f"no changed key is pending for {args.host}; nothing accepted\n")
+            else:
+                sys.stdout.write(f"accepted the new key(s) of {n} endpoint(s) of {args.host}\n")
         elif args.pins_command == "import":
-            n = store.import_known_hosts(Path(args.known_hosts))
-            sys.stdout.write(f"imported {n} key(s) from {args.known_hosts}\n")
+            got = store.import_known_hosts(Path(args.known_hosts))
+            sys.stdout.write(
+                f"imported {got.imported} key(s) from {args.known_hosts}, "
+                f"skipped {len(got.skipped)}\n"
+            )
         else:
-            sys.stdout.write(store.render())
+            rows = [
+                [
+                    p.host,
+                    p.port,
+                    p.kind,
+                    p.key_type,
+                    p.fingerprint,
+                    p.source,
+                    p.first_seen,
+                    p.last_seen,
+                ]
+                for p in store.pins()
+            ]
+            from tabulate import tabulate
+
+            sys.stdout.write(
+                tabulate(
+                    rows,
+                    headers=[
+                        "host",
+                        "port",
+                        "kind",
+                        "key",
+                        "pin",
+                        "source",
+                        "first seen",
+                        "last seen",
+                    ],
+                )
+                + "\n"
+            )
     return ExitCode.OK

@@ -34,7 +34,9 @@ PLATFORM_PORTS: dict[PlatformHint, tuple[int, ...]] = {
     PlatformHint.HYPERV: (22, 80, 443, 3389, 2179, 5985, 5986),
 }
 
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)(?!-)[A-Za-z0-9_-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9_-]{1,63}(?<!-))*\.?$")
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)(?!-)[A-Za-z0-9_-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9_-]{1,63}(?<!-))*\.?$"
+)
 
 
 @dataclass(frozen=True)
@@ -319,7 +321,7 @@ def plan(inventory: Inventory, max_hosts: int = DEFAULT_MAX_HOSTS) -> list[Plann
             if s.network is not None:
                 ex_nets.append(s.network)
             elif s.first is not None and s.last is not None:
-                ex_nets.extend(ipaddress.summarize_address_range(s.first, s.last))  # type: ignore[arg-type]
+                ex_nets.extend(ipaddress.summarize_address_range(s.first, s.last))
         for text in group.hosts:
             spec = parse_target(text, f"group {group.name!r}")
             ports = (spec.port,) if spec.port else group.effective_ports
@@ -329,8 +331,13 @@ def plan(inventory: Inventory, max_hosts: int = DEFAULT_MAX_HOSTS) -> list[Plann
                 count += 1
                 _guard(count, max_hosts, inventory.source)
                 planned.append(
-                    PlannedTarget(TargetHost(name=spec.name, port=spec.port), ports,
-                                  group.name, group.platform, group.policy)  # fmt: skip
+                    PlannedTarget(
+                        TargetHost(name=spec.name, port=spec.port),
+                        ports,
+                        group.name,
+                        group.platform,
+                        group.policy,
+                    )
                 )
                 continue
             if spec.network is not None and any(
@@ -344,8 +351,13 @@ def plan(inventory: Inventory, max_hosts: int = DEFAULT_MAX_HOSTS) -> list[Plann
                 count += 1
                 _guard(count, max_hosts, inventory.source)
                 planned.append(
-                    PlannedTarget(TargetHost(address=str(addr), port=spec.port), ports,
-                                  group.name, group.platform, group.policy)  # fmt: skip
+                    PlannedTarget(
+                        TargetHost(address=str(addr), port=spec.port),
+                        ports,
+                        group.name,
+                        group.platform,
+                        group.policy,
+                    )
                 )
     return planned
 

@@ -133,8 +133,9 @@ def _compare(b: EndpointResult, a: EndpointResult) -> tuple[list[Change], list[C
 
 
 def _present(r: EndpointResult) -> bool:
-    """Something answered on the port (even if it could not be fully probed)."""
-    return r.status is not Status.CLOSED
+    """Something accepted the connection (even if it could not be fully probed); a
+    closed or filtered port exposes nothing."""
+    return r.status not in (Status.CLOSED, Status.FILTERED)
 
 
 def diff_reports(before: ScanReport, after: ScanReport) -> ReportDiff:
@@ -146,6 +147,8 @@ def diff_reports(before: ScanReport, after: ScanReport) -> ReportDiff:
     better: list[Change] = []
     for key, b in ib.items():
         a = ia.get(key)
+        if a is None and not _present(b):
+            continue
         if a is None or (_present(b) and not _present(a)):
             gone_status = "absent" if a is None else a.status.value
             worse.append(
@@ -240,3 +243,8 @@ def render_diff(diff: ReportDiff, fmt: str = "text", table_format: str = "simple
     if not diff.regressions and not diff.improvements:
         out += ["", "No changes."]
     return "\n".join(out) + "\n"
+
+
+def exit_code(diff: ReportDiff) -> int:
+    """``chanscan diff`` / ``scan --baseline``: 1 on any regression, else 0."""
+    return 1 if diff.regressed else 0

@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import sqlite3
 import time
-from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,28 +26,41 @@ from pathlib import Path
 from chanscan.errors import ConfigError
 from chanscan.known_hosts import KnownHost, read_known_hosts
 from chanscan.model import (
-    Axis,
     EndpointResult,
     Finding,
-    Grade,
-    GradeCaps,
-    PlatformHint,
     ScanReport,
-    Severity,
     Status,
 )
+from chanscan.pin_findings import (
+    SSH_CHANGED,
+    TLS_CHANGED,
+    TLS_INCONSISTENT,
+    PinFindings,
+    apply_pin_findings,
+    inconsistent_tls_keys,
+    ssh_changed,
+    tls_changed,
+    tls_spki,
+)
+
+__all__ = [
+    "SSH_CHANGED",
+    "TLS_CHANGED",
+    "TLS_INCONSISTENT",
+    "ImportResult",
+    "Pin",
+    "PinFindings",
+    "PinStore",
+    "accept",
+    "apply_pin_findings",
+    "check_and_record",
+    "import_known_hosts",
+    "inconsistent_tls_keys",
+]
 
 BUSY_TIMEOUT_S = 30.0
 _OPEN_ATTEMPTS = 50  # bounded retries for the journal-mode switch, which the busy
 _OPEN_BACKOFF_S = 0.1  # handler does not always cover while another process creates
-
-SSH_CHANGED = "pin.ssh_host_key_changed"
-TLS_CHANGED = "pin.tls_key_changed"
-TLS_INCONSISTENT = "pin.tls_key_inconsistent"
-
-# ESXi serves one machine certificate (/etc/vmware/ssl/rui.crt) on hostd 443, authd 902
-# and CIM 5989 (VMware vSphere Security guide, "Certificate Management for ESXi Hosts").
-ONE_KEY_PORTS = {PlatformHint.ESXI: frozenset({443, 902, 5989})}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS pins (
@@ -65,16 +77,6 @@ CREATE TABLE IF NOT EXISTS known_hosts (
     key_type TEXT NOT NULL, fingerprint TEXT NOT NULL, imported TEXT NOT NULL,
     UNIQUE (name, port, salt, digest, key_type, fingerprint));
 """
-
-
-@dataclass(frozen=True)
-class PinFindings:
-    """Findings to add to one endpoint's result."""
-
-    host: str
-    address: str
-    port: int
-    findings: tuple[Finding, ...]
 
 
 @dataclass(frozen=True)
@@ -100,104 +102,10 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _tls_spki(result: EndpointResult) -> str | None:
-    tls = result.tls if result.tls is not None else (result.rdp.tls if result.rdp else None)
-    if tls is None or tls.certificate is None or not tls.certificate.chain:
-        return None
-    return tls.certificate.chain[0].spki_sha256 or None
-
-
 def _ssh_verified(result: EndpointResult) -> dict[str, str]:
     if result.ssh is None:
         return {}
     return {k.key_type: k.fingerprint for k in result.ssh.host_keys if k.verified and k.fingerprint}
-
-
-def _ssh_changed(result: EndpointResult, evidence: list[str]) -> Finding:
-    target = f"{result.host}:{result.port}"
-    return Finding(
-        id=SSH_CHANGED,
-        title="SSH host key differs from the pinned key",
-        severity=Severity.CRITICAL,
-        axis=Axis.MITM,
-        evidence=tuple(evidence),
-        remediation=(
-            "Confirm out of band (console, configuration management) whether the host key "
-            "was replaced on purpose (reinstall, rotation). If it was, accept it with "
-            f"`chanscan pins accept {target}`; if not, treat the path to the host as "
-            "intercepted and do not log in."
-        ),
-        references=("RFC 4251 4.1", "https://doi.org/10.6028/NIST.IR.7966"),
-    )
-
-
-def _tls_changed(result: EndpointResult, pinned: Pin, seen: str) -> Finding:
-    target = f"{result.host}:{result.port}"
-    return Finding(
-        id=TLS_CHANGED,
-        title="TLS certificate key differs from the pinned key",
-        severity=Severity.CRITICAL,
-        axis=Axis.MITM,
-        evidence=(
-            f"pinned SPKI sha256 {pinned.fingerprint} (first seen {pinned.first_seen}, "
-            f"source {pinned.source})",
-            f"now SPKI sha256 {seen}",
-        ),
-        remediation=(
-            "Confirm out of band whether the certificate was re-keyed on purpose (renewal "
-            "with a new key, VMCA or machine certificate replacement). If it was, accept "
-            f"it with `chanscan pins accept {target}`; if not, treat the path as intercepted."
-        ),
-        references=(
-            "RFC 7469 2.4",
-            "https://owasp.org/www-community/controls/Certificate_and_Public_Key_Pinning",
-        ),
-    )
-
-
-def inconsistent_tls_keys(report: ScanReport) -> list[PinFindings]:
-    """Flag hosts whose TLS ports present different keys where the platform uses one.
-
-    Needs no store; a pure function of one report."""
-    hosts: dict[str, list[tuple[EndpointResult, str]]] = defaultdict(list)
-    platform: dict[str, PlatformHint] = {}
-    for r in report.endpoints:
-        hint = r.platform_hint
-        product = (r.platform.product or "").lower() if r.platform else ""
-        if "esxi" in product:
-            hint = PlatformHint.ESXI
-        if hint in ONE_KEY_PORTS:
-            platform[r.host] = hint
-        spki = _tls_spki(r) if r.status is Status.OK else None
-        if spki is not None:
-            hosts[r.host].append((r, spki))
-    out: list[PinFindings] = []
-    for host, seen in hosts.items():
-        kind = platform.get(host)
-        if kind is None:
-            continue
-        ports = ONE_KEY_PORTS[kind]
-        relevant = [(r, s) for r, s in seen if r.port in ports]
-        if len({s for _, s in relevant}) < 2:
-            continue
-        evidence = tuple(
-            f"port {r.port}: SPKI sha256 {s}" for r, s in sorted(relevant, key=lambda t: t[0].port)
-        )
-        for r, _ in relevant:
-            finding = Finding(
-                id=TLS_INCONSISTENT,
-                title=f"TLS ports of one {kind.value} host present different keys",
-                severity=Severity.MEDIUM,
-                axis=Axis.MITM,
-                evidence=evidence,
-                remediation=(
-                    "Install the host's machine certificate on every service, or find out "
-                    "what answers on the port with a different key."
-                ),
-                references=("VMware vSphere Security: Certificate Management for ESXi Hosts",),
-            )
-            out.append(PinFindings(r.host, r.address, r.port, (finding,)))
-    return out
 
 
 class PinStore:
@@ -305,7 +213,7 @@ class PinStore:
                 keys = _ssh_verified(r)
                 if keys:
                     found += _check_ssh(db, r, keys, known, stamp)
-                spki = _tls_spki(r)
+                spki = tls_spki(r)
                 if spki is not None:
                     found += _check_tls(db, r, spki, stamp)
                 if found:
@@ -434,7 +342,7 @@ def _check_ssh(
         "INSERT INTO pending VALUES (?, ?, 'ssh', ?, ?, ?, ?)",
         [(host, r.port, t, fp, r.address, stamp) for t, fp in keys.items()],
     )
-    return [_ssh_changed(r, evidence)]
+    return [ssh_changed(r, evidence)]
 
 
 def _check_tls(db: sqlite3.Connection, r: EndpointResult, spki: str, stamp: str) -> list[Finding]:
@@ -459,7 +367,7 @@ def _check_tls(db: sqlite3.Connection, r: EndpointResult, spki: str, stamp: str)
         "INSERT OR REPLACE INTO pending VALUES (?, ?, 'tls', '', ?, ?, ?)",
         (host, r.port, spki, r.address, stamp),
     )
-    return [_tls_changed(r, pinned, spki)]
+    return [tls_changed(r, pinned.fingerprint, pinned.first_seen, pinned.source, spki)]
 
 
 def _upsert_pin(db: sqlite3.Connection, pin: Pin) -> None:
@@ -467,32 +375,6 @@ def _upsert_pin(db: sqlite3.Connection, pin: Pin) -> None:
         "INSERT OR REPLACE INTO pins VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         dataclasses.astuple(pin),
     )
-
-
-def apply_pin_findings(report: ScanReport, additions: list[PinFindings]) -> ScanReport:
-    """Return ``report`` with the pin findings added to their endpoints. A critical pin
-    finding caps the MITM axis, and so the overall grade, at F: a key that changed
-    without explanation voids every other MITM protection."""
-    extra: dict[tuple[str, int], list[Finding]] = defaultdict(list)
-    for add in additions:
-        extra[(add.host, add.port)].extend(add.findings)
-    results = []
-    for r in report.endpoints:
-        new = extra.get((r.host, r.port))
-        if not new:
-            results.append(r)
-            continue
-        grade = r.grade
-        capping = next((f for f in new if f.severity is Severity.CRITICAL and not f.waived), None)
-        if grade is not None and capping is not None:
-            grade = Grade(
-                eavesdropping=grade.eavesdropping,
-                mitm="F",
-                overall="F",
-                capped_by=GradeCaps(eavesdropping=grade.capped_by.eavesdropping, mitm=capping.id),
-            )
-        results.append(dataclasses.replace(r, findings=(*r.findings, *new), grade=grade))
-    return dataclasses.replace(report, endpoints=tuple(results))
 
 
 def check_and_record(path: str | Path, report: ScanReport) -> list[PinFindings]:

@@ -162,9 +162,11 @@ class EndpointContext:
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[trio.SocketStream]:
         async with self.budget():
-            stream = await open_stream(
-                self._endpoint.address, self._endpoint.port, self.options.connect_timeout
-            )
+            timeout = self.options.connect_timeout
+            with trio.move_on_after(timeout) as scope:
+                stream = await open_stream(self._endpoint.address, self._endpoint.port)
+            if scope.cancelled_caught:
+                raise ConnectError("timeout", f"no TCP answer within {timeout:g}s")
             self.connections += 1
             try:
                 yield stream
@@ -221,16 +223,13 @@ _REFUSED = {errno.ECONNREFUSED}
 _UNREACHABLE = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL}
 
 
-async def open_stream(address: str, port: int, timeout: float) -> trio.SocketStream:
-    """Connect to an already-resolved address; errors become :class:`ConnectError`."""
+async def open_stream(address: str, port: int) -> trio.SocketStream:
+    """Connect to an already-resolved address; errors become :class:`ConnectError`.
+    No deadline of its own: callers wrap it (``EndpointContext.connection``)."""
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     sock = trio.socket.socket(family, socket.SOCK_STREAM)
     try:
-        with trio.fail_after(timeout):
-            await sock.connect((address, port))
-    except trio.TooSlowError:
-        sock.close()
-        raise ConnectError("timeout", f"no TCP answer within {timeout:g}s") from None
+        await sock.connect((address, port))
     except OSError as exc:
         sock.close()
         if exc.errno in _REFUSED:
@@ -255,7 +254,9 @@ def _with_observation(result: EndpointResult, obs: Observation | None) -> Endpoi
     return result
 
 
-def _base_result(ep: Endpoint, channel: Channel, status: Status, error: str | None) -> EndpointResult:
+def _base_result(
+    ep: Endpoint, channel: Channel, status: Status, error: str | None
+) -> EndpointResult:
     return EndpointResult(
         host=ep.host,
         address=ep.address,
@@ -275,9 +276,7 @@ def _banner_text(banner: bytes) -> str | None:
     return banner.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", "replace")[:255] or None
 
 
-async def _run_probe(
-    ctx: EndpointContext, probe: Probe, result: EndpointResult
-) -> EndpointResult:
+async def _run_probe(ctx: EndpointContext, probe: Probe, result: EndpointResult) -> EndpointResult:
     try:
         obs = await probe.run(ctx)
     except ProbeError as exc:
@@ -295,15 +294,17 @@ async def scan_endpoint(sched: Scheduler, ep: Endpoint) -> EndpointResult:
     with trio.move_on_after(sched.options.endpoint_deadline) as scope:
         disc = await discover(ctx)
         result = replace(
-            _base_result(ep, disc.channel, disc.status, disc.detail if disc.status != Status.OK else None),
+            _base_result(
+                ep, disc.channel, disc.status, disc.detail if disc.status != Status.OK else None
+            ),
             banner=_banner_text(disc.banner),
             http=disc.http,
         )
         if disc.status == Status.OK and disc.channel is Channel.UNKNOWN and disc.detail:
             result = replace(result, error=disc.detail)
+        ctx.banner = disc.banner
         probe = sched.probes.get(disc.channel) if disc.status == Status.OK else None
         if probe is not None:
-            ctx.banner = disc.banner
             result = await _run_probe(ctx, probe, result)
         if sched.fingerprint is not None and result.status == Status.OK:
             obs = result.tls or result.ssh or result.rdp
@@ -366,10 +367,16 @@ async def resolve_targets(
                 for port in p.ports:
                     failed.append(
                         EndpointResult(
-                            host=p.host.name, address="", port=port, channel=Channel.UNKNOWN,
-                            status=Status.ERROR, error=got, group=p.group, policy=p.policy,
+                            host=p.host.name,
+                            address="",
+                            port=port,
+                            channel=Channel.UNKNOWN,
+                            status=Status.ERROR,
+                            error=got,
+                            group=p.group,
+                            policy=p.policy,
                             platform_hint=p.platform,
-                        )  # fmt: skip
+                        )
                     )
                 continue
             pairs = [(p.host.name, a) for a in got]

@@ -67,7 +67,9 @@ def _decode(tp: Any, data: Any, where: str) -> Any:
             raise ReportFormatError(f"{where}: expected a list")
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(_decode(args[0], v, f"{where}[{i}]") for i, v in enumerate(data))
-        return tuple(_decode(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, data)))
+        return tuple(
+            _decode(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, data, strict=False))
+        )
     if origin is dict:
         _, vt = typing.get_args(tp)
         if not isinstance(data, dict):

@@ -102,8 +102,14 @@ BAD_TOML = {
         r"t\.toml:3: unknown key 'prots' in group 'a'",
     ),
     "unknown_top_key": ('target = "x"\n', r"t\.toml:1: unknown key 'target'"),
-    "bad_cidr": ('[groups.a]\nhosts = ["192.0.2.0/33"]\n', r"t\.toml:2: .*bad CIDR '192\.0\.2\.0/33'"),
-    "port_zero": ('[groups.a]\nhosts = ["192.0.2.1"]\nports = [0]\n', r"t\.toml:3: .*port 0 is out of range"),
+    "bad_cidr": (
+        '[groups.a]\nhosts = ["192.0.2.0/33"]\n',
+        r"t\.toml:2: .*bad CIDR '192\.0\.2\.0/33'",
+    ),
+    "port_zero": (
+        '[groups.a]\nhosts = ["192.0.2.1"]\nports = [0]\n',
+        r"t\.toml:3: .*port 0 is out of range",
+    ),
     "port_big": (
         '[groups.a]\nhosts = ["192.0.2.1"]\nports = [65536]\n',
         r"t\.toml:3: .*port 65536 is out of range",

@@ -36,7 +36,9 @@ async def _http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 
 async def _redirect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     await reader.readuntil(b"\r\n\r\n")
-    writer.write(b"HTTP/1.1 301 Moved\r\nLocation: https://esx.example/\r\nContent-Length: 0\r\n\r\n")
+    writer.write(
+        b"HTTP/1.1 301 Moved\r\nLocation: https://esx.example/\r\nContent-Length: 0\r\n\r\n"
+    )
     await writer.drain()
 
 

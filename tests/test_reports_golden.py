@@ -7,16 +7,21 @@ silently taken as a pass.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sample_report import sample_report
 
+from chanscan.errors import UsageError
 from chanscan.model import Severity
-from chanscan.reports import FORMATS, RenderOptions, render
+from chanscan.reports import FORMATS, RenderOptions, render, write_outputs
+from chanscan.reports.common import shorten
 from chanscan.reports.json_report import loads_report
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -112,3 +117,37 @@ def test_sarif_levels_and_suppressions() -> None:
     assert "https://vc01.example.com:443" in uris
     fps = [r["partialFingerprints"]["chanscanFinding/v1"] for r in results]
     assert len(set(fps)) == len(fps)
+
+
+def test_ipv6_hosts_are_bracketed_in_uris() -> None:
+    base = sample_report()
+    ssh = dataclasses.replace(base.endpoints[3], host="2001:db8::21", address="2001:db8::21")
+    report = dataclasses.replace(base, endpoints=(ssh,))
+    log = json.loads(render(report, "sarif", RenderOptions()))
+    uris = {
+        r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+        for r in log["runs"][0]["results"]
+    }
+    assert uris == {"ssh://[2001:db8::21]:22"}
+    assert "ssh://[2001:db8::21]:22" in render(report, "markdown", RenderOptions())
+
+
+def test_write_outputs_writes_every_format(tmp_path: Path) -> None:
+    outputs = {fmt: tmp_path / f"out.{fmt}" for fmt in ("json", "sarif", "junit", "markdown")}
+    write_outputs(sample_report(), outputs, RenderOptions())
+    for fmt, path in outputs.items():
+        assert path.read_text(encoding="utf-8") == render(sample_report(), fmt, RenderOptions())
+    with pytest.raises(UsageError):
+        write_outputs(sample_report(), {"pdf": tmp_path / "x.pdf"}, RenderOptions())
+    assert not (tmp_path / "x.pdf").exists()
+
+
+@given(st.text(), st.integers(min_value=2, max_value=80))
+def test_shorten_is_one_bounded_line(text: str, width: int) -> None:
+    out = shorten(text, width)
+    assert len(out) <= width
+    assert "\n" not in out and "\r" not in out
+    if len(" ".join(text.split())) <= width:
+        assert out == " ".join(text.split())
+    else:
+        assert out.endswith("…")

@@ -71,7 +71,9 @@ async def test_per_host_and_global_budgets(autojump_clock: trio.testing.MockCloc
 
     ctx_a = EndpointContext(sched, Endpoint("a", "192.0.2.1", 443))
     ctx_b = EndpointContext(sched, Endpoint("b", "192.0.2.2", 443))
-    thunks = [lambda: hold(ctx_a, "a") for _ in range(8)] + [lambda: hold(ctx_b, "b") for _ in range(8)]
+    thunks = [lambda: hold(ctx_a, "a") for _ in range(8)] + [
+        lambda: hold(ctx_b, "b") for _ in range(8)
+    ]
     await ctx_a.gather(thunks)
     assert peak == {"a": 3, "b": 3, "all": 4}
 

@@ -228,7 +228,10 @@ async def _https_path(session: _Session, tls: bool) -> list[PlatformInfo | None]
         out.append(xapi.platform_from_fault(fault))
     front = await session.http("GET", "/", tls=tls)
     if front is not None:
-        out.append(xapi.parse_front_page(front.body, front.header("server")))
+        out.append(
+            xapi.parse_front_page(front.body, front.header("server"))
+            or banners.web_hints(front.body, front.header("server"))
+        )
         if (fault := xapi.parse_xmlrpc_fault(front.body)) is not None:
             out.append(xapi.platform_from_fault(fault))
     return out

@@ -117,3 +117,41 @@ def cert_hints(subject: str, issuer: str) -> PlatformInfo | None:
             product="BMC", confidence="medium", evidence=("certificate: HPE iLO default",)
         )
     return None
+
+
+_TITLE_RE = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+
+# Web UI titles of management endpoints that are not one of the four platforms' own
+# APIs: vCenter's appliance management (VAMI, 5480) and the common BMCs.
+_TITLE_HINTS: tuple[tuple[str, str, str, str], ...] = (
+    ("VMware Appliance Management", "vCenter Server", "low", "VMware appliance management (VAMI)"),
+    ("iDRAC", "BMC", "medium", "Dell iDRAC web interface"),
+    ("iLO", "BMC", "medium", "HPE iLO web interface"),
+    ("Integrated Lights-Out", "BMC", "medium", "HPE iLO web interface"),
+    ("Supermicro", "BMC", "low", "Supermicro BMC web interface"),
+)
+
+
+def page_title(body: bytes) -> str | None:
+    m = _TITLE_RE.search(body[:65536])
+    if m is None:
+        return None
+    return m.group(1).decode("utf-8", errors="replace").strip()[:120] or None
+
+
+def web_hints(body: bytes, server_header: str | None) -> PlatformInfo | None:
+    """Hints from a front page's title and the Server header; never more than medium."""
+    title = page_title(body) or ""
+    for needle, product, confidence, what in _TITLE_HINTS:
+        if needle in title:
+            return PlatformInfo(
+                product=product, confidence=confidence, evidence=(f"{what}: title={title!r}",)
+            )
+    if server_header and server_header.startswith("Microsoft-HTTPAPI"):
+        # http.sys answers for WinRM and other Windows services alike.
+        return PlatformInfo(
+            product="Hyper-V",
+            confidence="low",
+            evidence=(f"Server: {server_header} (Windows http.sys; Hyper-V role not confirmed)",),
+        )
+    return None

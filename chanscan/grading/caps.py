@@ -56,10 +56,11 @@ TLS_CAPS: tuple[CapRule, ...] = (
     CapRule("tls.protocol.tls1_1", E, "B", f"{SSLLABS_2020}; RFC 8996"),
     CapRule("tls.protocol.no_tls1_2", E, "C", SSLLABS_2015),
     CapRule("tls.protocol.no_tls1_3", E, "A-", f"RFC 8446; {NIST_800_52} 3.1", "chanscan"),
-    CapRule("tls.negotiation_mismatch", M, "B", "RFC 8446 4.1.3; RFC 7507", "chanscan"),
+    CapRule("tls.protocol.negotiation_mismatch", M, "B", "RFC 8446 4.1.3; RFC 7507", "chanscan"),
     CapRule("tls.cipher.null", E, "F", f"{SSLLABS_GUIDE} (cipher strength 0 bits)"),
     CapRule("tls.cipher.anonymous", M, "F", f"{SSLLABS_GUIDE} (anonymous key exchange 0%)"),
     CapRule("tls.cipher.export", E, "F", f"{SSLLABS_GUIDE} (2009f); CVE-2015-0204 (FREAK)"),
+    CapRule("tls.cipher.weak", E, "F", f"{SSLLABS_GUIDE}; {NIST_800_131A}"),
     CapRule("tls.cipher.rc4", E, "C", f"{SSLLABS_2015}; RFC 7465"),
     CapRule("tls.cipher.3des", E, "C", f"{SSLLABS_2017}; CVE-2016-2183 (SWEET32)"),
     CapRule("tls.cipher.cbc", E, "A-", f"{SSLLABS_2018}; CVE-2013-0169 (Lucky 13)", "chanscan"),
@@ -89,7 +90,7 @@ TLS_CAPS: tuple[CapRule, ...] = (
     CapRule("tls.vuln.robot", M, "F", f"{SSLLABS_2018}; CVE-2017-13099"),
     CapRule("tls.reneg.insecure", M, "F", f"{SSLLABS_GUIDE} (2009c); RFC 5746; CVE-2009-3555"),
     CapRule("tls.reneg.client_initiated", M, "A-", "CVE-2011-1473", "chanscan"),
-    CapRule("tls.compression", E, "C", "CVE-2012-4929 (CRIME); RFC 7457 2.6"),
+    CapRule("tls.compression", E, "C", f"{SSLLABS_GUIDE}; CVE-2012-4929 (CRIME); RFC 7457 2.6"),
     CapRule("tls.no_fallback_scsv", M, "A-", "RFC 7507", "chanscan"),
     CapRule("tls.no_extended_master_secret", M, "A-", "RFC 7627", "chanscan"),
 )
@@ -102,6 +103,9 @@ DERIVED_TLS_CAPS: tuple[CapRule, ...] = (
     CapRule("grade.tls.no_aead", E, "B", SSLLABS_2018),
     CapRule("grade.tls.dh_under_2048", E, "B", f"{SSLLABS_GUIDE}; CVE-2015-4000 (Logjam)"),
     CapRule("grade.tls.key_under_2048", M, "B", f"{SSLLABS_GUIDE}; {NIST_800_131A}"),
+    CapRule(
+        "grade.tls.md5_signature", M, "F", f"{SSLLABS_GUIDE} (2009e: MD2/MD5 signatures insecure)"
+    ),
     CapRule("grade.tls.no_hsts", M, "A-", f"{SSLLABS_GUIDE} (2009e); RFC 6797"),
 )
 
@@ -123,6 +127,8 @@ OTHER_CAPS: tuple[CapRule, ...] = (
 # Findings that are reported but never cap a grade, with the reason.
 UNGRADED: dict[str, str] = {
     "tls.cert.expiring_soon": "a reminder; the certificate is still valid today",
+    "tls.check.not_determined": "says what could not be measured; nothing to grade",
+    "pin.tls_key_inconsistent": "a hint to investigate; key changes per port are graded",
     "waiver.expired": "about the waiver file, not the endpoint",
     "policy.*": "policy violations count toward the gate; grades follow the default rules",
 }

@@ -55,6 +55,8 @@ _EC_TO_RSA_MIN = 512
 # Thresholds of the rules below; exactly the threshold passes.
 MIN_CIPHER_BITS = 112  # NIST SP 800-131A Rev. 2: 112-bit security strength
 MIN_KEY_BITS = 2048  # RSA, DSA and finite-field DH
+# Signatures SSL Labs treats as insecure (zero score) since 2009e; SHA-1 has its own id.
+_BROKEN_SIGNATURE_HASHES = frozenset({"md2", "md4", "md5"})
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,8 @@ def derived_rules(tls: TlsObservation) -> list[tuple[str, tuple[str, ...]]]:
         leaf = cert.chain[0]
         if leaf.key_type in ("RSA", "DSA") and 0 < leaf.key_bits < MIN_KEY_BITS:
             fired.append(("grade.tls.key_under_2048", (f"{leaf.key_type} {leaf.key_bits} bits",)))
+        if (leaf.signature_hash or "").lower() in _BROKEN_SIGNATURE_HASHES:
+            fired.append(("grade.tls.md5_signature", (f"leaf signed with {leaf.signature_hash}",)))
     if web_ui(tls) and tls.http is not None and not tls.http.hsts:
         fired.append(("grade.tls.no_hsts", ("no Strict-Transport-Security header",)))
     return fired

@@ -9,7 +9,6 @@ lower OpenSSL's security level (``ctx.set_ciphers("DEFAULT:@SECLEVEL=0")``).
 from __future__ import annotations
 
 import ipaddress
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -65,13 +64,12 @@ class Issued:
         return crt, key
 
 
-def _name(cn: str) -> x509.Name:
-    return x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "chanscan lab"),
-            x509.NameAttribute(NameOID.COMMON_NAME, cn),
-        ]
-    )
+def _name(cn: str, org_unit: str | None = None) -> x509.Name:
+    attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, "chanscan lab")]
+    if org_unit is not None:
+        attrs.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, org_unit))
+    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
+    return x509.Name(attrs)
 
 
 def _san(names: Sequence[str]) -> x509.SubjectAlternativeName:
@@ -219,21 +217,24 @@ class LabCA:
             )
         return Issued(_sign(builder, self.key, hash_name), leaf_key)
 
-    def write_bundle(self, directory: Path | None = None) -> Path:
+    def write_bundle(self, directory: Path) -> Path:
         """The CA certificate as a PEM file, for ``--ca-bundle``."""
-        d = directory or Path(tempfile.mkdtemp(prefix="chanscan-ca-"))
-        path = d / "ca.pem"
+        path = directory / "ca.pem"
         path.write_bytes(self.issued.pem)
         return path
 
 
 def _leaf_builder(
-    names: Sequence[str], key: PrivateKey, start: datetime, end: datetime
+    names: Sequence[str],
+    key: PrivateKey,
+    start: datetime,
+    end: datetime,
+    org_unit: str | None = None,
 ) -> x509.CertificateBuilder:
     cn = names[0] if names else "chanscan lab server"
     builder = (
         x509.CertificateBuilder()
-        .subject_name(_name(cn))
+        .subject_name(_name(cn, org_unit))
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(start)
@@ -256,10 +257,12 @@ def self_signed(
     not_before: datetime | None = None,
     not_after: datetime | None = None,
     days: int = 90,
+    org_unit: str | None = None,
 ) -> Issued:
-    """A self-signed server certificate, as ESXi and XenServer ship out of the box."""
+    """A self-signed server certificate, as ESXi and XenServer ship out of the box
+    (ESXi's carries ``OU=VMware ESX Server Default Certificate``)."""
     k = key or new_key()
     start, end = _window(not_before, not_after, days)
     cn = names[0] if names else "chanscan lab server"
-    builder = _leaf_builder(names, k, start, end).issuer_name(_name(cn))
+    builder = _leaf_builder(names, k, start, end, org_unit).issuer_name(_name(cn, org_unit))
     return Issued(_sign(builder, k, hash_name), k)

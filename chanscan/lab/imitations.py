@@ -25,10 +25,10 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-import trustme
-
 from chanscan.fingerprint import credssp, ntlm, vim, wsman, xapi
+from chanscan.lab.certs import self_signed
 from chanscan.lab.core import Handle, Lab
+from chanscan.lab.tls_context import context_for
 
 # Real builds (see chanscan/rules/data/vmware_builds.toml for the sources).
 ESXI_67 = vim.VimAbout(
@@ -73,6 +73,15 @@ AUTHD_BANNER = (
 
 ESXI_DEFAULT_OU = "VMware ESX Server Default Certificate"
 
+_SERVICE_FAULT = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n'
+    b'<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/">'
+    b"<soapenv:Body><soapenv:Fault><faultcode>ServerFaultCode</faultcode>"
+    b'<faultstring></faultstring><detail><NotAuthenticatedFault xmlns="urn:vim25"'
+    b' xsi:type="NotAuthenticated" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'
+    b"</NotAuthenticatedFault></detail></soapenv:Fault></soapenv:Body></soapenv:Envelope>"
+)
+
 
 @dataclass(frozen=True)
 class Request:
@@ -88,9 +97,25 @@ class Request:
 
 
 @dataclass
+class Load:
+    """Connections open at once on one imitation, to check the per-host budget."""
+
+    active: int = 0
+    peak: int = 0
+
+    def enter(self) -> None:
+        self.active += 1
+        self.peak = max(self.peak, self.active)
+
+    def leave(self) -> None:
+        self.active -= 1
+
+
+@dataclass
 class Imitation:
     handle: Handle
     requests: list[Request] = field(default_factory=list)
+    load: Load = field(default_factory=Load)
 
     @property
     def address(self) -> str:
@@ -102,11 +127,9 @@ class Imitation:
 
 
 def _server_context(common_name: str, org_unit: str | None = None) -> ssl.SSLContext:
-    ca = trustme.CA()
-    cert = ca.issue_cert(common_name, common_name=common_name, organization_unit_name=org_unit)
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    cert.configure_cert(ctx)
-    return ctx
+    # Self-signed, as ESXi and XCP-ng ship; made with cryptography (no test-only deps,
+    # so ``chanscan demo`` runs from a plain install).
+    return context_for(self_signed(common_name, org_unit=org_unit, days=365))
 
 
 Route = Callable[[Request, bytes], tuple[int, tuple[tuple[str, str], ...], bytes]]
@@ -115,9 +138,16 @@ _REASONS = {200: "OK", 401: "Unauthorized", 404: "Not Found", 500: "Internal Ser
 
 
 def _http_handler(
-    route: Route, log: list[Request]
+    route: Route, log: list[Request], load: Load
 ) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Coroutine[Any, Any, None]]:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        load.enter()
+        try:
+            await _one_request(reader, writer)
+        finally:
+            load.leave()
+
+    async def _one_request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
         lines = head.decode("latin-1").split("\r\n")
         method, path = [*lines[0].split(" "), "", ""][:2]
@@ -139,19 +169,30 @@ def _http_handler(
     return handle
 
 
-def vsphere_sdk(lab: Lab, address: str, port: int, about: vim.VimAbout) -> Imitation:
+def vsphere_sdk(
+    lab: Lab,
+    address: str,
+    port: int,
+    about: vim.VimAbout,
+    *,
+    refuse_sdk: bool = False,
+    context: ssl.SSLContext | None = None,
+) -> Imitation:
     """An ESXi or vCenter ``/sdk`` answering RetrieveServiceContent without a session.
-    ESXi imitations present the default self-signed certificate's OU."""
+    ESXi imitations present the default self-signed certificate's OU. ``refuse_sdk``
+    answers every SOAP call with a ServiceFault (as a locked-down or proxied /sdk
+    does), leaving only the namespace file."""
     is_esxi = about.api_type == "HostAgent"
     log: list[Request] = []
+    load = Load()
     api = about.api_version or "8.0.0.0"
     xml_type = ("Content-Type", "text/xml; charset=utf-8")
 
     def route(req: Request, body: bytes) -> tuple[int, tuple[tuple[str, str], ...], bytes]:
         if req.method == "POST" and req.path.rstrip("/") == "/sdk":
-            if b"RetrieveServiceContent" in body:
+            if b"RetrieveServiceContent" in body and not refuse_sdk:
                 return 200, (xml_type,), vim.service_content_xml(about, "00000000-0000-0000")
-            return 500, (xml_type,), b"<soapenv:Fault>ServiceFault</soapenv:Fault>"
+            return 500, (xml_type,), _SERVICE_FAULT
         if req.method == "GET" and req.path == "/sdk/vimServiceVersions.xml":
             return 200, (xml_type,), vim.service_versions_xml(api, ("7.0.3.0", "6.7.3"))
         if req.method == "GET" and req.path == "/":
@@ -159,7 +200,7 @@ def vsphere_sdk(lab: Lab, address: str, port: int, about: vim.VimAbout) -> Imita
             return 200, (("Content-Type", "text/html"),), f"<title>{title}</title>".encode()
         return 404, (), b""
 
-    ctx = _server_context(
+    ctx = context or _server_context(
         "esxi.lab.invalid" if is_esxi else "vcenter.lab.invalid",
         ESXI_DEFAULT_OU if is_esxi else None,
     )
@@ -167,10 +208,10 @@ def vsphere_sdk(lab: Lab, address: str, port: int, about: vim.VimAbout) -> Imita
         f"sdk-{about.version}",
         address,
         port,
-        _http_handler(route, log),
+        _http_handler(route, log, load),
         ssl=ctx,
     )
-    return Imitation(handle, log)
+    return Imitation(handle, log, load)
 
 
 def authd(lab: Lab, address: str, port: int = 902) -> Imitation:
@@ -187,10 +228,17 @@ def authd(lab: Lab, address: str, port: int = 902) -> Imitation:
 
 
 def xapi_host(
-    lab: Lab, address: str, port: int = 443, product: str = "XCP-ng", version: str = "8.2.1"
+    lab: Lab,
+    address: str,
+    port: int = 443,
+    product: str = "XCP-ng",
+    version: str = "8.2.1",
+    *,
+    context: ssl.SSLContext | None = None,
 ) -> Imitation:
     """A XAPI front page on ``/`` and XML-RPC ``SESSION_INVALID`` on ``POST /``."""
     log: list[Request] = []
+    load = Load()
 
     def route(req: Request, body: bytes) -> tuple[int, tuple[tuple[str, str], ...], bytes]:
         if req.method == "GET" and req.path == "/":
@@ -199,15 +247,15 @@ def xapi_host(
             return 200, (("Content-Type", "text/xml"),), xapi.fault_xml("SESSION_INVALID", "")
         return 404, (), b""
 
-    ctx = _server_context("xapi.lab.invalid")
+    ctx = context or _server_context("xapi.lab.invalid")
     handle = lab.add_stream_server(
         "xapi",
         address,
         port,
-        _http_handler(route, log),
+        _http_handler(route, log, load),
         ssl=ctx,
     )
-    return Imitation(handle, log)
+    return Imitation(handle, log, load)
 
 
 @dataclass(frozen=True)
@@ -239,6 +287,7 @@ def winrm(
     """WinRM: anonymous Identify answered with ``OS: 0.0.0``; everything else 401, and
     a 401 carrying an NTLM CHALLENGE to a ``Negotiate`` NTLM NEGOTIATE."""
     log: list[Request] = []
+    load = Load()
     soap = ("Content-Type", "application/soap+xml;charset=UTF-8")
     server = ("Server", "Microsoft-HTTPAPI/2.0")
 
@@ -268,8 +317,10 @@ def winrm(
     kwargs: dict[str, object] = {}
     if tls:
         kwargs["ssl"] = _server_context(identity.dns_computer)
-    handle = lab.add_stream_server("winrm", address, port, _http_handler(route, log), **kwargs)
-    return Imitation(handle, log)
+    handle = lab.add_stream_server(
+        "winrm", address, port, _http_handler(route, log, load), **kwargs
+    )
+    return Imitation(handle, log, load)
 
 
 def rdp(
@@ -307,3 +358,33 @@ def rdp(
         await asyncio.wait_for(reader.read(65536), 10)
 
     return Imitation(lab.add_stream_server("rdp", address, port, handle), log)
+
+
+def web_page(lab: Lab, address: str, port: int, title: str, server: str | None = None) -> Imitation:
+    """An HTTPS front page with a given title (a BMC, a VAMI): ``/sdk`` is 404."""
+    log: list[Request] = []
+    load = Load()
+    extra = (("Server", server),) if server else ()
+
+    def route(req: Request, body: bytes) -> tuple[int, tuple[tuple[str, str], ...], bytes]:
+        if req.method == "GET" and req.path == "/":
+            page = f"<html><head><title>{title}</title></head><body></body></html>"
+            return 200, (*extra, ("Content-Type", "text/html")), page.encode()
+        return 404, extra, b""
+
+    ctx = _server_context("web.lab.invalid")
+    handle = lab.add_stream_server("web", address, port, _http_handler(route, log, load), ssl=ctx)
+    return Imitation(handle, log, load)
+
+
+def greeting(lab: Lab, address: str, port: int, line: bytes) -> Imitation:
+    """A server-first greeting (an SSH identification string, say) and nothing more."""
+    log: list[Request] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        log.append(Request("CONNECT", "greeting"))
+        writer.write(line)
+        await writer.drain()
+        await asyncio.wait_for(reader.read(4096), 10)
+
+    return Imitation(lab.add_stream_server("greeting", address, port, handle), log)

@@ -12,14 +12,15 @@ import datetime as dt
 import ipaddress
 import ssl
 import tempfile
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
 from chanscan.lab.core import Handle, Lab, require_loopback
@@ -60,10 +61,34 @@ def _name(cn: str) -> x509.Name:
     )
 
 
-def _hash(name: str) -> Any:
-    # SHA-1 is the fault the "expired RSA-1024 SHA-1" lab certificate shows; the type
-    # stubs of cryptography leave it out of sign(), the runtime still accepts it.
-    return hashes.SHA1() if name == "sha1" else hashes.SHA256()
+# DER of the AlgorithmIdentifier OIDs (RFC 4055 / RFC 3279): same length, so the TBS
+# can be patched in place.
+_OID_SHA256_RSA = bytes.fromhex("06092a864886f70d01010b")
+_OID_SHA1_RSA = bytes.fromhex("06092a864886f70d010105")
+
+
+def _der(tag: int, body: bytes) -> bytes:
+    n = len(body)
+    if n < 0x80:
+        return bytes([tag, n]) + body
+    size = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(size)]) + size + body
+
+
+def _sign(builder: x509.CertificateBuilder, key: Any, hash_name: str) -> x509.Certificate:
+    """Sign with SHA-256, or with SHA-1 for the weak-signature lab fault: cryptography
+    refuses SHA-1 in the builder, so the SHA-256 TBS gets the SHA-1 OID and is signed
+    by hand (RSA keys only, which is what the "RSA-1024 SHA-1" fault needs)."""
+    cert = builder.sign(key, hashes.SHA256())
+    if hash_name != "sha1":
+        return cert
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ValueError("the SHA-1 lab fault needs an RSA signing key")
+    tbs = cert.tbs_certificate_bytes.replace(_OID_SHA256_RSA, _OID_SHA1_RSA, 1)
+    signature = key.sign(tbs, padding.PKCS1v15(), hashes.SHA1())
+    alg = _der(0x30, _OID_SHA1_RSA + b"\x05\x00")
+    der = _der(0x30, tbs + alg + _der(0x03, b"\x00" + signature))
+    return x509.load_der_x509_certificate(der)
 
 
 def _san(names: Sequence[str]) -> x509.SubjectAlternativeName:
@@ -102,9 +127,13 @@ def issue(spec: CertSpec) -> Issued:
         serialization.NoEncryption(),
     )
     if spec.self_signed:
-        cert = builder.issuer_name(_name(spec.names[0])).sign(key, _hash(spec.hash))
+        cert = _sign(builder.issuer_name(_name(spec.names[0])), key, spec.hash)
         return Issued(cert.public_bytes(serialization.Encoding.PEM), key_pem, None)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey = (
+        rsa.generate_private_key(65537, 2048)
+        if spec.hash == "sha1"
+        else ec.generate_private_key(ec.SECP256R1())
+    )
     ca_cert = (
         x509.CertificateBuilder()
         .subject_name(_name("chanscan lab private CA"))
@@ -116,7 +145,7 @@ def issue(spec: CertSpec) -> Issued:
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .sign(ca_key, hashes.SHA256())
     )
-    cert = builder.issuer_name(ca_cert.subject).sign(ca_key, _hash(spec.hash))
+    cert = _sign(builder.issuer_name(ca_cert.subject), ca_key, spec.hash)
     ca_pem = ca_cert.public_bytes(serialization.Encoding.PEM)
     return Issued(cert.public_bytes(serialization.Encoding.PEM) + ca_pem, key_pem, ca_pem)
 
@@ -143,12 +172,18 @@ LEGACY = ServerProfile(
 
 def server_context(issued: Issued, profile: ServerProfile = MODERN) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = profile.minimum
-    ctx.maximum_version = profile.maximum
+    with warnings.catch_warnings():
+        # Python deprecates TLS 1.0/1.1; the legacy lab server exists to offer them.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.minimum_version = profile.minimum
+        ctx.maximum_version = profile.maximum
     # Set before loading the chain: SECLEVEL decides whether a 1024-bit key loads.
     ctx.set_ciphers(profile.ciphers)
+    # Python's SSLContext turns server preference on by default; undo it when asked.
     if profile.server_preference:
         ctx.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
+    else:
+        ctx.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
     with tempfile.TemporaryDirectory(prefix="chanscan-lab-") as tmp:
         cert, key = Path(tmp, "cert.pem"), Path(tmp, "key.pem")
         cert.write_bytes(issued.cert_pem)
@@ -182,15 +217,137 @@ def python_tls_server(
     *,
     hsts: str | None = None,
     name: str = "python-tls",
+    sni_log: list[str | None] | None = None,
+    reject_ip_sni: bool = False,
 ) -> Handle:
-    """A Python ``ssl`` server that answers HTTP requests after the handshake."""
+    """A Python ``ssl`` server that answers HTTP requests after the handshake.
+
+    ``sni_log`` collects the server name of every ClientHello (None: no SNI).
+    ``reject_ip_sni`` answers an IP literal in SNI with illegal_parameter, as strict
+    stacks do (RFC 6066 section 3 forbids it)."""
     require_loopback(address)
     ctx = server_context(issued, profile)
+    if sni_log is not None or reject_ip_sni:
+
+        def on_sni(
+            _obj: ssl.SSLObject, server_name: str | None, _ctx: ssl.SSLContext
+        ) -> int | None:
+            if sni_log is not None:
+                sni_log.append(server_name)
+            if reject_ip_sni and server_name is not None and _is_ip(server_name):
+                return ssl.ALERT_DESCRIPTION_ILLEGAL_PARAMETER
+            return None
+
+        ctx.sni_callback = on_sni
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _http_handler(reader, writer, hsts)
 
     return lab.add_stream_server(name, address, port, handler, ssl=ctx)
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+    try:
+        while data := await src.read(65536):
+            dst.write(data)
+            await dst.drain()
+    finally:
+        dst.close()
+
+
+def hello_extensions(hello: bytes) -> set[int]:
+    """Extension types of a TLS ClientHello handshake message (RFC 8446 4.1.2)."""
+    pos = 4 + 2 + 32  # handshake header, legacy_version, random
+    pos += 1 + hello[pos]  # session id
+    pos += 2 + int.from_bytes(hello[pos : pos + 2], "big")  # cipher suites
+    pos += 1 + hello[pos]  # compression methods
+    if pos + 2 > len(hello):
+        return set()
+    end = min(len(hello), pos + 2 + int.from_bytes(hello[pos : pos + 2], "big"))
+    pos += 2
+    found: set[int] = set()
+    while pos + 4 <= end:  # bounded by the hello's length
+        found.add(int.from_bytes(hello[pos : pos + 2], "big"))
+        pos += 4 + int.from_bytes(hello[pos + 2 : pos + 4], "big")
+    return found
+
+
+def hello_filter_proxy(
+    lab: Lab,
+    address: str,
+    port: int,
+    backend_port: int,
+    drop: Callable[[bytes], bool],
+    name: str = "hello-filter",
+) -> Handle:
+    """A middlebox in front of a lab server: a ClientHello record for which
+    ``drop(record_body)`` is true is answered by closing the connection; anything
+    else is relayed to ``address:backend_port``."""
+    require_loopback(address)
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        header = await asyncio.wait_for(reader.readexactly(5), 10)
+        length = int.from_bytes(header[3:5], "big")
+        body = await asyncio.wait_for(reader.readexactly(length), 10) if header[0] == 0x16 else b""
+        if header[0] == 0x16 and drop(body):
+            return  # the connection is closed by the lab's tracked wrapper
+        up_reader, up_writer = await asyncio.open_connection(address, backend_port)
+        up_writer.write(header + body)
+        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+
+    return lab.add_stream_server(name, address, port, handler)
+
+
+def hello_intolerant_proxy(
+    lab: Lab, address: str, port: int, backend_port: int, drop: tuple[int, int] = (256, 511)
+) -> Handle:
+    """The F5 bug (https://support.f5.com/csp/article/K14758): a ClientHello record
+    whose length falls in ``drop`` is dropped."""
+    low, high = drop
+    return hello_filter_proxy(
+        lab, address, port, backend_port, lambda body: low <= len(body) <= high, "hello-intolerant"
+    )
+
+
+def version_intolerant_proxy(lab: Lab, address: str, port: int, backend_port: int) -> Handle:
+    """A middlebox that drops any ClientHello carrying ``supported_versions`` (RFC 8446
+    4.2.1, type 43): modern clients fail while per-version legacy hellos get through."""
+    return hello_filter_proxy(
+        lab,
+        address,
+        port,
+        backend_port,
+        lambda body: 43 in hello_extensions(body),
+        "version-intolerant",
+    )
+
+
+def single_worker_server(lab: Lab, address: str, port: int, backend_port: int) -> Handle:
+    """A BMC-class appliance: one connection at a time; a second concurrent one is
+    closed at once. Relays to a lab TLS server on ``backend_port``."""
+    require_loopback(address)
+    busy = asyncio.Lock()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if busy.locked():
+            return
+        async with busy:
+            up_reader, up_writer = await asyncio.open_connection(address, backend_port)
+            back = asyncio.ensure_future(_pipe(up_reader, writer))
+            # Free the worker once the client is done sending, as a real appliance
+            # does when the peer closes, not when our relay has finished tearing down.
+            await _pipe(reader, up_writer)
+        await back
+
+    return lab.add_stream_server("single-worker", address, port, handler)
 
 
 def authd_server(
@@ -248,5 +405,10 @@ def openssl_server(
             str(key),
             *extra_args,
         ]
+        if issued.ca_pem is not None:
+            # s_server sends only the first certificate of -cert; the rest goes here.
+            chain = Path(tmp, "chain.pem")
+            chain.write_bytes(issued.ca_pem)
+            argv += ["-cert_chain", str(chain)]
         # s_server reads the files at start-up; add_process returns once it listens.
         return lab.add_process(name, address, port, argv)

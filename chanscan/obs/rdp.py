@@ -13,8 +13,22 @@ from chanscan.obs.tls import TlsObservation
 
 
 @dataclass(frozen=True)
+class RdpNegotiation:
+    """One X.224 Connection Request and what the server answered."""
+
+    requested: str  # the protocol asked for alone: rdp, ssl, hybrid, hybrid_ex
+    requested_mask: int  # requestedProtocols as sent ([MS-RDPBCGR] 2.2.1.1.1)
+    selected: str | None = None  # what RDP_NEG_RSP selected (None on failure)
+    failure: str | None = None  # RDP_NEG_FAILURE code name
+    legacy: bool = False  # Connection Confirm without negotiation data (pre-RDP 5.2)
+    error: str | None = None  # no usable answer (closed, garbage)
+
+
+@dataclass(frozen=True)
 class RdpObservation:
     protocols_accepted: tuple[str, ...] = ()  # what the server agreed to when asked alone
     protocols_refused: tuple[str, ...] = ()
     negotiation_failure: str | None = None  # RDP_NEG_FAILURE code name, if any
     tls: TlsObservation | None = None  # the TLS layer after negotiation, when offered
+    negotiations: tuple[RdpNegotiation, ...] = ()  # every request, in the order sent
+    tls_not_probed: str | None = None  # why ``tls`` is None although TLS was accepted

@@ -81,6 +81,7 @@ class SshObservation:
     auth_methods: tuple[str, ...] = ()  # answer to the 'none' method (RFC 4252 5.2)
     auth_user: str = ""  # the neutral user name asked for
     not_determined: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()  # why each not_determined item failed, for humans
 
     @property
     def strict_kex(self) -> bool | None:

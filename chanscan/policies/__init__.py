@@ -146,19 +146,34 @@ def _rule(entry: object, where: str) -> PolicyRule:
     )
 
 
-def load_policy(name_or_path: str | Path) -> Policy:
-    """A built-in policy by name, or a custom one from a TOML file."""
+def load_policy(name_or_path: str | Path, policy_file: Path | None = None) -> Policy:
+    """A built-in policy by name, or a custom one from a TOML file.
+
+    With ``policy_file`` (``--policy-file``), the name that file declares, or the file's
+    own path, selects it; built-in names still select the built-ins, so targets-file
+    groups can mix both."""
+    if policy_file is not None:
+        custom = _load_file(Path(policy_file))
+        if str(name_or_path) in (custom.name, str(policy_file)):
+            return custom
     if str(name_or_path) in BUILTIN:
         name = str(name_or_path)
         text = resources.files("chanscan.policies").joinpath(f"data/{name}.toml").read_text("utf-8")
         return parse_policy(text, f"<built-in policy {name}>")
     path = Path(name_or_path)
     if not path.exists():
-        raise ConfigError(
-            f"{path}: no such policy file (built-in policies: {', '.join(BUILTIN)})"
-        )
+        known = ", ".join(BUILTIN)
+        if policy_file is not None:
+            known += f", or {custom.name!r} from {policy_file}"
+        raise ConfigError(f"{path}: no such policy file or name (policies: {known})")
+    return _load_file(path)
+
+
+def _load_file(path: Path) -> Policy:
     try:
         return parse_policy(path.read_text(encoding="utf-8"), str(path))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such policy file") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read policy file: {exc.strerror or exc}") from None
     except UnicodeDecodeError:

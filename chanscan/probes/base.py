@@ -96,5 +96,3 @@ class Probe(Protocol):
     channel: Channel
 
     async def run(self, ctx: ProbeContext) -> Observation: ...
-
-

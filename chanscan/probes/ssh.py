@@ -17,13 +17,13 @@ from functools import partial
 from typing import Any
 
 import asyncssh
+import trio
 from asyncssh.compression import get_compression_algs
 from asyncssh.encryption import get_encryption_algs
 from asyncssh.kex import get_kex_algs
 from asyncssh.mac import get_mac_algs
-from asyncssh.public_key import get_certificate_algs, get_public_key_algs
 
-from chanscan.errors import ProtocolError
+from chanscan.errors import ConnectError, ProtocolError
 from chanscan.model import Channel
 from chanscan.obs.ssh import HostKey, KexInit, SshObservation
 from chanscan.probes.base import ProbeContext
@@ -113,24 +113,39 @@ class SshProbe:
 async def read_hello(ctx: ProbeContext) -> SshHello:
     """Send our identification and read the server's up to its KEXINIT."""
     async with ctx.connection() as stream:
-        # RFC 4253 4.2: both sides may send the identification at once; OpenSSH only
-        # sends its KEXINIT after it has read ours.
-        await stream.send_all(CLIENT_ID)
         buf = bytearray()
-        while True:  # bounded: MAX_HELLO_BYTES, and the scheduler's deadline
-            res = parse_hello(bytes(buf))
-            if isinstance(res, SshHello):
-                return res
-            if isinstance(res, WireError):
-                raise ProtocolError(f"not an SSH-2 server ({res.code}): {res.detail}")
-            assert isinstance(res, NeedMore)
-            if len(buf) > MAX_HELLO_BYTES:
-                raise ProtocolError("no KEXINIT within the size limit")
-            data = await stream.receive_some(65536)
-            if not data:
-                what = "KEXINIT" if buf.startswith(b"SSH-") or b"\nSSH-" in buf else "greeting"
-                raise ProtocolError(f"connection closed before the server's {what}")
-            buf += data
+        try:
+            # RFC 4253 4.2: both sides may send the identification at once; OpenSSH
+            # only sends its KEXINIT after it has read ours.
+            await stream.send_all(CLIENT_ID)
+            while True:  # bounded: MAX_HELLO_BYTES, and the scheduler's deadline
+                res = parse_hello(bytes(buf))
+                if isinstance(res, SshHello):
+                    return res
+                if isinstance(res, WireError):
+                    raise ProtocolError(f"not an SSH-2 server ({res.code}): {res.detail}")
+                assert isinstance(res, NeedMore)
+                if len(buf) > MAX_HELLO_BYTES:
+                    raise ProtocolError("no KEXINIT within the size limit")
+                data = await stream.receive_some(65536)
+                if not data:
+                    break
+                buf += data
+        except trio.BrokenResourceError as exc:
+            # A server that answers and resets at once (HTTP 400) is told by what it
+            # sent before the reset, not by the reset.
+            if not buf:
+                raise ConnectError("reset", f"connection reset before any data: {exc}") from None
+        raise ProtocolError(_closed_early(bytes(buf)))
+
+
+def _closed_early(buf: bytes) -> str:
+    if not buf:
+        return "connection closed before the server's greeting"
+    if buf.startswith(b"SSH-") or b"\nSSH-" in buf:
+        return "connection closed before the server's KEXINIT"
+    first = buf.split(b"\n", 1)[0].rstrip(b"\r")[:80].decode("utf-8", errors="replace")
+    return f"not an SSH-2 server: it sent {first!r}"
 
 
 async def _client_checks(ctx: ProbeContext, base: SshObservation, kex: KexInit) -> SshObservation:
@@ -142,21 +157,30 @@ async def _client_checks(ctx: ProbeContext, base: SshObservation, kex: KexInit) 
     results = await ctx.gather(thunks)
     keys: list[HostKey] = []
     missing: list[str] = []
+    errors: list[str] = []
     for alg, res in zip(requests, results[:-1], strict=True):
         if isinstance(res, HostKey):
             keys.append(res)
         else:
             missing.append(f"host_key:{alg}")
+            errors.append(f"host_key:{alg}: {res}")
     auth = results[-1]
     methods: tuple[str, ...] = ()
     if isinstance(auth, tuple):
         methods = auth
     else:
         missing.append("auth_methods")
-    return replace(base, host_keys=tuple(keys), auth_methods=methods, not_determined=tuple(missing))
+        errors.append(f"auth_methods: {auth}")
+    return replace(
+        base,
+        host_keys=tuple(keys),
+        auth_methods=methods,
+        not_determined=tuple(missing),
+        errors=tuple(errors),
+    )
 
 
-async def _options(ctx: ProbeContext, **extra: Any) -> Any:
+async def _options(ctx: ProbeContext) -> Any:
     return await asyncssh.SSHClientConnectionOptions.construct(
         client_version=CLIENT_SOFTWARE,
         connect_timeout=ctx.options.network_timeout,
@@ -169,7 +193,6 @@ async def _options(ctx: ProbeContext, **extra: Any) -> Any:
         gss_kex=False,
         host_based_auth=False,
         **_client_algs(),
-        **extra,
     )
 
 
@@ -219,8 +242,3 @@ async def _auth_methods(ctx: ProbeContext) -> tuple[str, ...] | str:
             return tuple(await ctx.run_asyncio(fetch))
     except (asyncssh.Error, OSError, ValueError, TimeoutError) as exc:
         return f"{type(exc).__name__}: {exc}"
-
-
-def supported_host_key_algs() -> frozenset[str]:
-    """Host key algorithms asyncssh can ask for (for diagnostics and tests)."""
-    return frozenset(a.decode("ascii") for a in (*get_public_key_algs(), *get_certificate_algs()))

@@ -14,8 +14,10 @@ Order of work, all inside the scheduler's endpoint deadline:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import ssl
+import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,13 +26,14 @@ from typing import Any, TypeVar
 import trio
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from nassl._nassl import OpenSSLError
 from nassl.ssl_client import ClientCertificateRequested
 from sslyze.errors import ConnectionToServerFailed, TlsHandshakeFailed
 from sslyze.plugins.openssl_cipher_suites._test_cipher_suite import CipherSuiteAcceptedByServer
 from sslyze.plugins.scan_commands import ScanCommand
 from sslyze.server_connectivity import ServerConnectivityInfo, TlsVersionEnum
 
-from chanscan.errors import ProtocolError
+from chanscan.errors import ProbeError, ProtocolError
 from chanscan.model import Channel
 from chanscan.obs.tls import (
     CertificateChecks,
@@ -47,9 +50,12 @@ from chanscan.probes.tls_jobs import (
     LONG_COMMANDS,
     CommandOutcome,
     ConnectionCounter,
+    command_jobs,
     connectivity,
+    finish_command,
     network_setup,
     run_command,
+    run_jobs,
 )
 
 T = TypeVar("T")
@@ -118,7 +124,10 @@ def _modern_context() -> ssl.SSLContext:
     ctx.verify_mode = ssl.CERT_NONE  # trust is judged from the chain, not here
     # SECLEVEL=0 lets OpenSSL 3 offer TLS 1.0/1.1 so old servers can answer at all.
     ctx.set_ciphers("ALL:@SECLEVEL=0")
-    ctx.minimum_version = ssl.TLSVersion.TLSv1
+    with warnings.catch_warnings():
+        # Deprecated in Python, but offering TLS 1.0 is how old servers answer at all.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1
     return ctx
 
 
@@ -163,12 +172,29 @@ class _Collected:
     groups: tls_enum.GroupsResult | None = None
     chain_der: tuple[bytes, ...] = ()
     not_determined: list[str] = field(default_factory=list)
+    degraded: bool = False  # measured again one connection at a time
 
 
-def _is_network_failure(exc: BaseException) -> bool:
-    if isinstance(exc, TlsHandshakeFailed):
-        return False
-    return isinstance(exc, ConnectionToServerFailed | OSError)
+class JobFailed(ProbeError):
+    """A thread job could not complete. sslyze's own exceptions are frozen dataclasses,
+    which break any ``async with`` they cross (contextlib assigns ``__traceback__``),
+    so they are translated on the worker thread before they reach trio."""
+
+    def __init__(self, message: str, network: bool) -> None:
+        super().__init__(message)
+        self.network = network
+
+
+def _guarded(fn: Callable[..., T], *args: Any) -> T:
+    try:
+        return fn(*args)
+    except ConnectionToServerFailed as exc:
+        network = not isinstance(exc, TlsHandshakeFailed)
+        raise JobFailed(exc.error_message, network) from None
+    except OSError as exc:
+        raise JobFailed(str(exc) or type(exc).__name__, True) from None
+    except OpenSSLError as exc:
+        raise JobFailed(f"OpenSSL: {exc}", False) from None
 
 
 class _Jobs:
@@ -181,7 +207,7 @@ class _Jobs:
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         async with self.ctx.budget():
             try:
-                return await self.ctx.run_in_thread(fn, *args)
+                return await self.ctx.run_in_thread(_guarded, fn, *args)
             finally:
                 self.ctx.count_connections(self.counter.take_new())
 
@@ -190,8 +216,8 @@ class _Jobs:
         at a time (a single-worker appliance drops parallel handshakes)."""
         try:
             return await self.call(fn, *args)
-        except Exception as exc:
-            if not _is_network_failure(exc):
+        except JobFailed as exc:
+            if not exc.network:
                 raise
             self.ctx.degrade_host()
         return await self.call(fn, *args)
@@ -201,10 +227,9 @@ def fetch_chain(info: ServerConnectivityInfo) -> tuple[bytes, ...]:
     """Blocking, one handshake: the certificate chain as the server sent it (DER)."""
     conn = info.get_preconfigured_tls_connection()
     try:
-        try:
+        # The chain has arrived before a CertificateRequest interrupts the handshake.
+        with contextlib.suppress(ClientCertificateRequested):
             conn.connect()
-        except ClientCertificateRequested:
-            pass  # the server's chain has arrived before its CertificateRequest
         pems = conn.ssl_client.get_received_chain()
     finally:
         conn.close()
@@ -216,8 +241,11 @@ def fetch_chain(info: ServerConnectivityInfo) -> tuple[bytes, ...]:
 class TlsProbe:
     """Probe for ``Channel.TLS`` (default) or ``Channel.AUTHD``."""
 
-    def __init__(self, channel: Channel = Channel.TLS) -> None:
+    def __init__(
+        self, channel: Channel = Channel.TLS, web_ports: frozenset[int] = WEB_UI_PORTS
+    ) -> None:
         self.channel = channel
+        self.web_ports = web_ports
 
     async def run(self, ctx: ProbeContext) -> TlsObservation:
         ep = ctx.endpoint
@@ -227,10 +255,29 @@ class TlsProbe:
         jobs = _Jobs(ctx, config.counter)
         try:
             info = await jobs.call_retry(connectivity, location, config)
-        except ConnectionToServerFailed as exc:
-            raise ProtocolError(f"no TLS handshake succeeded: {exc.error_message}") from None
+        except JobFailed as exc:
+            raise ProtocolError(f"no TLS handshake succeeded: {exc}") from None
+        web = not expect_preface
         got = _Collected()
-        await ctx.gather(self._thunks(ctx, jobs, info, got, web=not expect_preface))
+        await ctx.gather(self._thunks(ctx, jobs, info, got, web))
+        troubled = bool(got.not_determined or got.failed_versions) or any(
+            o.connection_failures for o in got.outcomes.values()
+        )
+        suspects = [
+            c
+            for c, results in got.chains.items()
+            if troubled and results[0].silent_end and not any(r.accepted for r in results)
+        ]
+        # A version whose connections were dropped while we ran in parallel, but that
+        # answers when asked alone, means a one-worker appliance: serialize the host
+        # and measure everything again rather than report a wrong "not supported".
+        alone: bool = False
+        if suspects:
+            alone = await jobs.call(tls_enum.any_accepted, info, suspects)
+        if alone:
+            ctx.degrade_host()
+            got = _Collected(degraded=True)
+            await ctx.gather(self._thunks(ctx, jobs, info, got, web))
         cert = await ctx.run_in_thread(
             _certificate, got.chain_der, ep.server_name or ep.address, ctx.options.ca_bundle
         )
@@ -245,7 +292,17 @@ class TlsProbe:
         web: bool,
     ) -> list[Callable[[], Awaitable[None]]]:
         async def command(cmd: ScanCommand) -> None:
-            outcome = await jobs.call(run_command, info, cmd, ctx.options.ca_bundle)
+            if cmd in LONG_COMMANDS:
+                # Independent jobs that each hold a connection for long (ROBOT's three
+                # attempts): one thread job each, so they overlap.
+                planned = command_jobs(info, cmd)
+                parts = await ctx.gather(
+                    [functools.partial(jobs.call, run_jobs, [job]) for job in planned]
+                )
+                results = [r for rs, _ in parts for r in rs]
+                outcome = finish_command(info, cmd, results, sum(f for _, f in parts))
+            else:
+                outcome = await jobs.call(run_command, info, cmd, ctx.options.ca_bundle)
             if outcome.connection_failures >= 2:
                 ctx.degrade_host()
             got.outcomes[cmd] = outcome
@@ -254,12 +311,12 @@ class TlsProbe:
 
         async def chain(c: tls_enum.Chain) -> None:
             try:
-                first = await jobs.call_retry(tls_enum.eliminate, info, c, 1)
+                first = await jobs.call_retry(tls_enum.eliminate, info, c, tls_enum.FIRST_PICKS)
                 parts = tls_enum.split(first)
                 rest = await ctx.gather(
                     [functools.partial(jobs.call_retry, tls_enum.eliminate, info, p) for p in parts]
                 )
-            except (ConnectionToServerFailed, OSError) as exc:
+            except JobFailed as exc:
                 got.failed_versions[c.version] = f"{c.label}: {exc}"
                 return
             results = [first, *rest]
@@ -278,13 +335,13 @@ class TlsProbe:
         async def groups() -> None:
             try:
                 got.groups = await jobs.call_retry(tls_enum.eliminate_groups, info)
-            except (ConnectionToServerFailed, OSError) as exc:
+            except JobFailed as exc:
                 got.not_determined.append(f"groups: {exc}")
 
         async def certificate() -> None:
             try:
                 got.chain_der = await jobs.call_retry(fetch_chain, info)
-            except (ConnectionToServerFailed, OSError) as exc:
+            except JobFailed as exc:
                 got.not_determined.append(f"certificate: {exc}")
 
         thunks: list[Callable[[], Awaitable[None]]] = [
@@ -295,7 +352,7 @@ class TlsProbe:
         quick = list(_QUICK_COMMANDS)
         if info.tls_probing_result.highest_tls_version_supported is TlsVersionEnum.TLS_1_3:
             quick.append(ScanCommand.TLS_1_3_EARLY_DATA)
-        if web and ctx.endpoint.port in WEB_UI_PORTS:
+        if web and ctx.endpoint.port in self.web_ports:
             quick.append(ScanCommand.HTTP_HEADERS)
         thunks += [functools.partial(command, c) for c in quick]
         return thunks

@@ -50,15 +50,23 @@ from sslyze.server_connectivity import (
 
 from chanscan.obs.tls import CipherSuite as ObsCipherSuite
 
-# Above this many candidate suites, a version that accepts anything is enumerated by
-# several chains in parallel (each costs one extra failing handshake).
+# The first phase of a chain stops after this many picks; a version that accepts more
+# has the rest of its candidates enumerated by a few chains in parallel (each costs one
+# extra failing handshake, so small versions are not split at all).
+FIRST_PICKS = 6
+# Candidates per parallel chain in the second phase (at most three chains).
 SPLIT_ABOVE = 40
 # A "short" ClientHello for the hello-intolerance check: well under 256 bytes.
 _SHORT_HELLO_SUITES = 8
 
 # The errors that mean "no connection at all" rather than a TLS answer: a server that
 # drops a long hello shows these, a server that does not speak a version sends an alert.
-_SILENT_DROPS = ("timed out", "Server closed the connection", "Server rejected the connection")
+_SILENT_DROPS = (
+    "timed out",
+    "Server closed the connection",
+    "Server rejected the connection",
+    "Server interrupted the TLS handshake",
+)
 
 
 @dataclass(frozen=True)
@@ -82,7 +90,13 @@ class ChainResult:
     handshakes: int
     finished: bool  # the last handshake failed: nothing in ``remaining`` is accepted
     per_suite: bool = False  # fell back to one suite per handshake
-    server_preference: bool | None = None
+    end_error: str | None = None  # why the last handshake failed
+
+    @property
+    def silent_end(self) -> bool:
+        """Ended by a dropped connection rather than a TLS alert: a rejection by some
+        stacks, or an appliance that drops parallel connections."""
+        return self.end_error is not None and any(m in self.end_error for m in _SILENT_DROPS)
 
 
 @functools.cache
@@ -139,6 +153,31 @@ def _lookup(
     # OpenSSL 1.0.2 spells one suite two ways (sslyze drops the EDH- alias).
     alias = openssl_name.replace("EDH-", "DHE-", 1)
     return next((s for s in offered if s.openssl_name == alias), None)
+
+
+# Widely deployed suites first, so that a short hello is likely to be accepted by a
+# server that supports the version at all (a silent close then means "not supported").
+_COMMON = (
+    "TLS_AES_128_GCM_SHA256",
+    "TLS_AES_256_GCM_SHA384",
+    "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-RSA-AES128-SHA",
+    "ECDHE-ECDSA-AES128-SHA",
+    "AES128-SHA",
+    "AES256-SHA",
+    "DES-CBC3-SHA",
+    "RC4-SHA",
+)
+
+
+def _short_offer(
+    info: ServerConnectivityInfo, remaining: Sequence[CipherSuite]
+) -> list[CipherSuite]:
+    known = info.tls_probing_result.cipher_suite_supported
+    rank = {name: i for i, name in enumerate((known, *_COMMON))}
+    ordered = sorted(remaining, key=lambda s: rank.get(s.openssl_name, len(rank)))
+    return ordered[:_SHORT_HELLO_SUITES]
 
 
 @dataclass(frozen=True)
@@ -203,8 +242,13 @@ def eliminate(
         pick = _handshake(info, chain, remaining)
         handshakes += 1
         if pick.suite is None:
-            if handshakes == 1 and pick.error and any(m in pick.error for m in _SILENT_DROPS):
-                short = _handshake(info, chain, remaining[:_SHORT_HELLO_SUITES])
+            if (
+                handshakes == 1
+                and len(remaining) > _SHORT_HELLO_SUITES
+                and pick.error
+                and any(m in pick.error for m in _SILENT_DROPS)
+            ):
+                short = _handshake(info, chain, _short_offer(info, remaining))
                 handshakes += 1
                 if short.suite is not None or (
                     short.error and not any(m in short.error for m in _SILENT_DROPS)
@@ -219,12 +263,19 @@ def eliminate(
                 return ChainResult(
                     chain, (*accepted, *found), (), handshakes + n, True, per_suite=True
                 )
-            return ChainResult(chain, tuple(accepted), tuple(remaining), handshakes, True)
+            return ChainResult(
+                chain, tuple(accepted), tuple(remaining), handshakes, True, end_error=pick.error
+            )
         accepted.append(
             CipherSuiteAcceptedByServer(cipher_suite=pick.suite, ephemeral_key=pick.ephemeral)
         )
         remaining.remove(pick.suite)
     raise AssertionError("unreachable: every round removes a suite")
+
+
+def any_accepted(info: ServerConnectivityInfo, chains: Sequence[Chain]) -> bool:
+    """Blocking, sequential: does any of ``chains`` accept a suite when asked alone?"""
+    return any(eliminate(info, c, max_picks=1).accepted for c in chains)
 
 
 def server_prefers_own_order(
@@ -297,6 +348,18 @@ def eliminate_groups(info: ServerConnectivityInfo) -> GroupsResult:
 _MACS = ("SHA", "SHA256", "SHA384", "MD5")
 _BLOCK_CIPHERS = ("AES", "CAMELLIA", "ARIA", "SEED", "IDEA", "DES", "3DES", "RC2", "DES40")
 _KX_FIRST = ("DHE", "DH", "ECDHE", "ECDH")
+# SSL 2.0 cipher kinds spelled the way the TLS registry names the same algorithms, so
+# the rules match 3DES, RC4 and DES alike across versions.
+_SSL2_CIPHERS = {
+    "DES_192_EDE3_CBC": "3DES_EDE_CBC",
+    "DES_64_CBC": "DES_CBC",
+    "RC4_128": "RC4_128",
+    "RC4_128_EXPORT40": "RC4_40",
+    "RC2_128_CBC": "RC2_CBC_128",
+    "RC2_128_CBC_EXPORT40": "RC2_CBC_40",
+    "IDEA_128_CBC": "IDEA_CBC",
+    "RC4_64": "RC4_64",
+}
 _PKEY_NAMES = {"EC": "ECDH", "DH": "DH", "X25519": "X25519", "X448": "X448"}
 
 
@@ -317,7 +380,8 @@ def describe_suite(accepted: CipherSuiteAcceptedByServer) -> ObsCipherSuite:
     name = suite.name
     if name.startswith("SSL_CK_"):
         kx, auth = "RSA", "RSA"
-        enc_tokens = name[len("SSL_CK_") :].removesuffix("_WITH_MD5").split("_")
+        cipher = name[len("SSL_CK_") :].removesuffix("_WITH_MD5")
+        enc_tokens = _SSL2_CIPHERS.get(cipher, cipher).split("_")
     elif "_WITH_" not in name:  # TLS 1.3: the key exchange is always (EC)DHE
         kx, auth = "TLS13", "TLS13"
         enc_tokens = name[len("TLS_") :].split("_")[:-1]

@@ -263,26 +263,50 @@ def _run_job(job: ScanJob) -> tuple[ScanJobResult, int]:
     raise AssertionError("unreachable")
 
 
-def run_command(
-    server_info: ServerConnectivityInfo,
-    command: ScanCommand,
-    ca_bundle: Path | None = None,
-) -> CommandOutcome:
-    """Blocking: all jobs of ``command`` back to back on the calling worker thread."""
+def command_jobs(
+    server_info: ServerConnectivityInfo, command: ScanCommand, ca_bundle: Path | None = None
+) -> list[ScanJob]:
+    """The jobs of ``command`` (no network: sslyze only plans here)."""
     impl = ScanCommandsRepository.get_implementation_cls(command)
     extra: Any = None
     if command is ScanCommand.CERTIFICATE_INFO and ca_bundle is not None:
         extra = CertificateInfoExtraArgument(custom_ca_file=ca_bundle)
-    jobs: Sequence[ScanJob] = impl.scan_jobs_for_scan_command(server_info, extra)
+    return list(impl.scan_jobs_for_scan_command(server_info, extra))
+
+
+def run_jobs(jobs: Sequence[ScanJob]) -> tuple[list[ScanJobResult], int]:
+    """Blocking: ``jobs`` back to back on the calling worker thread, each retried once
+    after a network failure; also returns how many network failures were seen."""
     results: list[ScanJobResult] = []
     failures = 0
     for job in jobs:
         res, f = _run_job(job)
         results.append(res)
         failures += f
+    return results, failures
+
+
+def finish_command(
+    server_info: ServerConnectivityInfo,
+    command: ScanCommand,
+    results: list[ScanJobResult],
+    failures: int,
+) -> CommandOutcome:
+    """sslyze's own interpretation of the job results; a failure there (a job that
+    failed twice) is recorded as not determined, never as absent."""
+    impl = ScanCommandsRepository.get_implementation_cls(command)
     try:
-        return CommandOutcome(
-            command, impl.result_for_completed_scan_jobs(server_info, results), None, failures
-        )
-    except Exception as exc:
+        result = impl.result_for_completed_scan_jobs(server_info, results)
+    except Exception as exc:  # the error text is the evidence
         return CommandOutcome(command, None, f"{type(exc).__name__}: {exc}".strip(), failures)
+    return CommandOutcome(command, result, None, failures)
+
+
+def run_command(
+    server_info: ServerConnectivityInfo,
+    command: ScanCommand,
+    ca_bundle: Path | None = None,
+) -> CommandOutcome:
+    """Blocking: all jobs of ``command`` back to back on the calling worker thread."""
+    results, failures = run_jobs(command_jobs(server_info, command, ca_bundle))
+    return finish_command(server_info, command, results, failures)

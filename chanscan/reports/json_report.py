@@ -8,7 +8,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from chanscan.errors import ReportFormatError
+from chanscan.errors import ReportFormatError, UsageError
 from chanscan.model import SCHEMA_ID, ScanReport
 from chanscan.reports.options import RenderOptions
 from chanscan.serde import from_jsonable, to_jsonable
@@ -59,7 +59,10 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> None:
     crash) never sees half a report and an old report is only replaced by a whole one."""
     target = Path(path)
     directory = target.parent if str(target.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise UsageError(f"{target}: cannot write ({exc.strerror or exc})") from None
     try:
         try:
             mode = target.stat().st_mode & 0o7777
@@ -71,7 +74,9 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise UsageError(f"{target}: cannot write ({exc.strerror or exc})") from None
         raise

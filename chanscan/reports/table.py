@@ -6,7 +6,8 @@ from collections import Counter, defaultdict
 
 from tabulate import tabulate
 
-from chanscan.gate import gate_failures, grade_rank, unprobed, worse_grade
+from chanscan.gate import gate_failures, grade_rank, unprobed
+from chanscan.grading import host_grades
 from chanscan.model import EndpointResult, ScanReport, Severity, Status
 from chanscan.reports.common import (
     platform_label,
@@ -118,19 +119,20 @@ def findings_table(report: ScanReport, opts: RenderOptions) -> str:
 
 
 def host_table(report: ScanReport, opts: RenderOptions) -> str:
+    # The host grade is grading's (worst endpoint, capped when a cleartext management
+    # port sits beside a TLS one), not a second computation here.
+    graded = host_grades(report.endpoints)
     by_host: dict[str, list[EndpointResult]] = defaultdict(list)
     for r in report.endpoints:
-        by_host[r.host].append(r)
+        by_host[r.address or r.host].append(r)
     headers = ["host", "endpoints", "unprobed", "eavesdrop", "MITM", "overall", "open findings"]
     raw: list[tuple[str, int, int, str | None, str | None, str | None, str]] = []
-    for host, results in by_host.items():
-        eaves = mitm = overall = None
+    for address, results in by_host.items():
+        host = results[0].host if results[0].host == address else f"{results[0].host} ({address})"
+        g = graded.get(address)
+        eaves, mitm, overall = (g.eavesdropping, g.mitm, g.overall) if g else (None, None, None)
         counts: Counter[Severity] = Counter()
         for r in results:
-            if r.grade is not None:
-                eaves = worse_grade(eaves, r.grade.eavesdropping)
-                mitm = worse_grade(mitm, r.grade.mitm)
-                overall = worse_grade(overall, r.grade.overall)
             counts.update(f.severity for f in r.findings if not f.waived)
         bad = sum(1 for r in results if r.status in _UNPROBED)
         tally = ", ".join(f"{counts[s]} {s.value}" for s in reversed(Severity) if counts[s])

@@ -18,8 +18,10 @@ def findings(result: EndpointResult) -> list[Finding]:
                 title="WinRM over plain HTTP (5985) is open",
                 severity=Severity.HIGH,
                 axis=Axis.EAVESDROPPING,
-                evidence=(f"HTTP {http.status} {http.reason}".strip(),
-                          f"server: {http.server or '-'}"),  # fmt: skip
+                evidence=(
+                    f"HTTP {http.status} {http.reason}".strip(),
+                    f"server: {http.server or '-'}",
+                ),
                 remediation="Remove the WinRM HTTP listener and use HTTPS on 5986 only "
                 "(winrm delete winrm/config/Listener?Address=*+Transport=HTTP).",
                 references=(

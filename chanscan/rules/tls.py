@@ -80,7 +80,7 @@ def _protocols(tls: TlsObservation, unknown: list[str]) -> list[Finding]:
     if any(state.values()):
         t12, t13 = state.get("TLS 1.2"), state.get("TLS 1.3")
         best = [v for v, a in state.items() if a]
-        if t13 is False and t12 is not None:
+        if t13 is False:
             out.append(_make("tls.protocol.no_tls1_3", [f"accepted: {', '.join(best)}"]))
         if t12 is False and t13 is False:
             out.append(_make("tls.protocol.no_tls1_2", [f"accepted: {', '.join(best)}"]))
@@ -324,8 +324,13 @@ def _vulns(tls: TlsObservation, unknown: list[str]) -> list[Finding]:
             out.append(_make(fid, [evidence]))
 
     flag(v.heartbleed, True, "tls.vuln.heartbleed", "heartbleed", "heartbeat over-read answered")
-    flag(v.ccs_injection, True, "tls.vuln.ccs_injection", "ccs injection",
-         "early ChangeCipherSpec accepted")  # fmt: skip
+    flag(
+        v.ccs_injection,
+        True,
+        "tls.vuln.ccs_injection",
+        "ccs injection",
+        "early ChangeCipherSpec accepted",
+    )
     if v.robot is None or v.robot not in (ROBOT_STRONG, ROBOT_WEAK, *ROBOT_SAFE):
         unknown.append(f"robot ({v.robot})" if v.robot else "robot")
     elif v.robot in (ROBOT_STRONG, ROBOT_WEAK):
@@ -333,16 +338,37 @@ def _vulns(tls: TlsObservation, unknown: list[str]) -> list[Finding]:
         out.append(_make("tls.vuln.robot", [f"sslyze: {v.robot}"], sev))
     if pre13 or not accepted:
         # Renegotiation, compression and EMS do not exist in TLS 1.3 (RFC 8446 1.2).
-        flag(v.secure_renegotiation, False, "tls.reneg.insecure", "secure renegotiation",
-             "renegotiation_info not supported")  # fmt: skip
-        flag(v.client_renegotiation, True, "tls.reneg.client_initiated",
-             "client-initiated renegotiation", "server renegotiated on client request")  # fmt: skip
-        flag(v.compression, True, "tls.compression", "compression",
-             "DEFLATE compression negotiated")  # fmt: skip
-        flag(v.extended_master_secret, False, "tls.no_extended_master_secret",
-             "extended master secret", "extended_master_secret not echoed")  # fmt: skip
+        flag(
+            v.secure_renegotiation,
+            False,
+            "tls.reneg.insecure",
+            "secure renegotiation",
+            "renegotiation_info not supported",
+        )
+        flag(
+            v.client_renegotiation,
+            True,
+            "tls.reneg.client_initiated",
+            "client-initiated renegotiation",
+            "server renegotiated on client request",
+        )
+        flag(
+            v.compression, True, "tls.compression", "compression", "DEFLATE compression negotiated"
+        )
+        flag(
+            v.extended_master_secret,
+            False,
+            "tls.no_extended_master_secret",
+            "extended master secret",
+            "extended_master_secret not echoed",
+        )
     if len(accepted) > 1:
         # With one version there is nothing to fall back to (RFC 7507 1).
-        flag(v.fallback_scsv, False, "tls.no_fallback_scsv", "fallback scsv",
-             f"versions accepted: {', '.join(sorted(accepted))}")  # fmt: skip
+        flag(
+            v.fallback_scsv,
+            False,
+            "tls.no_fallback_scsv",
+            "fallback scsv",
+            f"versions accepted: {', '.join(sorted(accepted))}",
+        )
     return out

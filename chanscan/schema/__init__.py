@@ -51,7 +51,9 @@ def _type_schema(tp: Any, defs: dict[str, Any]) -> dict[str, Any]:
             hints = field_types(tp)
             defs[name] = {
                 "type": "object",
-                "properties": {f.name: _type_schema(hints[f.name], defs) for f in dataclasses.fields(tp)},
+                "properties": {
+                    f.name: _type_schema(hints[f.name], defs) for f in dataclasses.fields(tp)
+                },
                 "required": [f.name for f in dataclasses.fields(tp)],
             }
         return {"$ref": f"#/$defs/{name}"}

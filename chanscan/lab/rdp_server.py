@@ -1,0 +1,95 @@
+"""An RDP-negotiating lab server: X.224 Connection Confirm per [MS-RDPBCGR] 3.3.5.3.1,
+then a real TLS handshake when it selected TLS or CredSSP.
+
+It stops after the handshake (no MCS, no CredSSP): enough for the RDP probe and for
+sslyze's RDP opportunistic TLS. Selection mimics Windows: the strongest protocol both
+sides allow (HYBRID_EX, HYBRID, SSL, then standard RDP security), else the failure
+code Windows sends for that mismatch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Iterable
+
+from chanscan.lab.core import Handle, Lab
+from chanscan.lab.tls_context import server_context
+from chanscan.probes import rdp_wire as w
+
+_READ_TIMEOUT = 10.0
+_PREFERENCE = (
+    ("hybrid_ex", w.PROTOCOL_HYBRID_EX),
+    ("hybrid", w.PROTOCOL_HYBRID),
+    ("ssl", w.PROTOCOL_SSL),
+)
+# What a Windows host with NLA required accepts; "rdp" is the legacy-security opt-in.
+DEFAULT_ACCEPT = frozenset({"hybrid", "hybrid_ex"})
+
+
+def choose(requested: int | None, accept: frozenset[str]) -> tuple[int | None, int | None]:
+    """(selected protocol, failure code) for a request; exactly one is not None."""
+    req = requested or 0
+    for name, bit in _PREFERENCE:
+        if req & bit and name in accept:
+            return bit, None
+    if "rdp" in accept:
+        return w.PROTOCOL_RDP, None
+    tls_ok = "ssl" in accept
+    if req & (w.PROTOCOL_SSL | w.PROTOCOL_HYBRID | w.PROTOCOL_HYBRID_EX) == 0:
+        return None, 0x01 if tls_ok else 0x05  # SSL_ / HYBRID_REQUIRED_BY_SERVER
+    if not tls_ok and not accept & {"hybrid", "hybrid_ex"}:
+        return None, 0x02  # SSL_NOT_ALLOWED_BY_SERVER
+    return None, 0x05  # HYBRID_REQUIRED_BY_SERVER
+
+
+async def _read_tpkt(reader: asyncio.StreamReader) -> bytes:
+    header = await asyncio.wait_for(reader.readexactly(4), _READ_TIMEOUT)
+    length = w.tpkt_length(header)
+    return header + await asyncio.wait_for(reader.readexactly(length - 4), _READ_TIMEOUT)
+
+
+async def _drain_until_eof(reader: asyncio.StreamReader) -> None:
+    # Bounded by the client: every probe closes its connection, and Lab.stop closes ours.
+    while await asyncio.wait_for(reader.read(4096), _READ_TIMEOUT):
+        pass
+
+
+def add_rdp_server(
+    lab: Lab,
+    address: str,
+    port: int,
+    *,
+    accept: Iterable[str] = DEFAULT_ACCEPT,
+    legacy: bool = False,
+    context: ssl.SSLContext | None = None,
+    names: Iterable[str] = ("rdp.lab.example",),
+) -> Handle:
+    """Start the server. ``accept`` is a subset of rdp/ssl/hybrid/hybrid_ex;
+    ``legacy=True`` answers without negotiation data, like a server older than RDP
+    5.2 (standard RDP security only, whatever was asked)."""
+    allowed = frozenset(accept)
+    unknown = allowed - {"rdp", "ssl", "hybrid", "hybrid_ex"}
+    if unknown:
+        raise ValueError(f"unknown RDP protocols {sorted(unknown)}")
+    tls = context or server_context(names)
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = w.decode_connection_request(await _read_tpkt(reader))
+        except w.RdpWireError:
+            return  # not RDP: drop the connection, as Windows does
+        if legacy:
+            writer.write(w.encode_connection_confirm())
+            await writer.drain()
+            await _drain_until_eof(reader)
+            return
+        selected, failure = choose(request.requested, allowed)
+        writer.write(w.encode_connection_confirm(selected=selected, failure=failure))
+        await writer.drain()
+        if selected in (w.PROTOCOL_SSL, w.PROTOCOL_HYBRID, w.PROTOCOL_HYBRID_EX):
+            await asyncio.wait_for(writer.start_tls(tls), _READ_TIMEOUT)
+        if failure is None:
+            await _drain_until_eof(reader)
+
+    return lab.add_stream_server("rdp", address, port, handle)
