@@ -63,6 +63,31 @@ def _claimed(path: Path) -> dict[str, int]:
     return {f"{e['address']}:{e['port']}": e["connections"] for e in doc.get("endpoints", [])}
 
 
+def _per_endpoint(path: Path) -> list[dict[str, Any]]:
+    """chanscan's own view of each live endpoint (elapsed, status, fingerprint notes):
+    where its time went, beside the relays' counts."""
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    rows = []
+    for e in doc.get("endpoints", []):
+        if e["status"] == "closed":
+            continue
+        platform = e.get("platform") or {}
+        rows.append(
+            {
+                "endpoint": f"{e['address']}:{e['port']}",
+                "channel": e["channel"],
+                "status": e["status"],
+                "elapsed_ms": e["elapsed_ms"],
+                "connections": e["connections"],
+                "notes": [n for n in platform.get("evidence", []) if "no answer" in n],
+            }
+        )
+    return rows
+
+
 def run_fleet(fleet: Fleet, work: Path, rounds: int, settings: ScanSettings) -> dict[str, Any]:
     runs: dict[str, list[Run]] = {}
     invs: dict[str, Invocation] = {}
@@ -98,6 +123,7 @@ def run_fleet(fleet: Fleet, work: Path, rounds: int, settings: ScanSettings) -> 
         }
         if name == "chanscan":
             tools[name]["claimed_connections"] = _claimed(inv.output)
+            tools[name]["per_endpoint"] = _per_endpoint(inv.output)
     last = {name: invs[name].output for name in invs}
     cov = (
         coverage.compare(
@@ -167,10 +193,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     p.add_argument("--rounds", type=int, default=3, help="rounds of the fleet scenario")
     p.add_argument("--smoke", action="store_true", help="few endpoints, one round (CI)")
-    p.add_argument("--out", type=Path, default=RESULTS, help="where latest.json/.md go")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="where latest.json/.md go (default benchmarks/results, smoke: results/smoke)",
+    )
     p.add_argument("--no-install", action="store_true", help="skip missing peers")
     args = p.parse_args(argv)
     rounds = 1 if args.smoke else max(1, args.rounds)
+    if args.out is None:
+        # A smoke run (CI) must never overwrite the published full-run table.
+        args.out = RESULTS / "smoke" if args.smoke else RESULTS
     t0 = time.monotonic()
     skipped = ensure_peers(log, install=not args.no_install)
     for line in skipped:

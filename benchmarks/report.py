@@ -130,7 +130,9 @@ def targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
                 "memory grows sub-linearly from 100 to 1,000 SSH endpoints",
                 b < 10 * a,
                 f"{a:.1f} MiB at 100 -> {b:.1f} MiB at 1,000 (x{b / a:.2f} for x10 endpoints; "
-                f"{(b - a) * 1024 / 900:.1f} KiB per added endpoint)",
+                f"{(b - a) * 1024 / 900:.1f} KiB per added endpoint); RSS growth during the "
+                f"scan itself: {rows[100].get('scan_rss_growth_mib', '-')} MiB at 100, "
+                f"{rows[1000].get('scan_rss_growth_mib', '-')} MiB at 1,000",
             )
         )
     else:
@@ -173,6 +175,33 @@ def fleet_table(doc: dict[str, Any]) -> str:
         "exit codes",
     ]
     return tabulate(rows, head, tablefmt="github")
+
+
+def endpoint_table(doc: dict[str, Any]) -> str:
+    """Per live endpoint: chanscan's elapsed time and connections beside each peer's
+    connections, all from the last round, connections from the relays."""
+    tools = doc.get("fleet", {}).get("tools", {})
+    cs = tools.get("chanscan")
+    if not cs:
+        return "_chanscan did not run_"
+    names = {f"{e['address']}:{e['port']}": e["name"] for e in doc["fleet"]["endpoints"]}
+    peers = [n for n in tools if n != "chanscan"]
+    rows = []
+    for r in cs.get("per_endpoint", []):
+        name = names.get(r["endpoint"], "")
+        row = [f"{name} {r['endpoint']}", r["status"], r["elapsed_ms"]]
+        for tool in ["chanscan", *peers]:
+            conns = tools[tool]["measurements"][-1]["connections"]
+            row.append(conns.get(name, "-") if name in conns else "-")
+        row.append("; ".join(r["notes"]) or "-")
+        rows.append(row)
+    head = [
+        "endpoint",
+        "chanscan status",
+        "chanscan ms",
+        *(f"conns {t}" for t in ["chanscan", *peers]),
+    ]
+    return tabulate(rows, [*head, "chanscan waited on"], tablefmt="github")
 
 
 def coverage_table(doc: dict[str, Any]) -> str:
@@ -220,6 +249,7 @@ def scaling_table(doc: dict[str, Any]) -> str:
             _f(r.get("scan_wall_s")),
             _f(r["cpu_s"]),
             _f(r["max_rss_mib"], ".1f"),
+            _f(r.get("scan_rss_growth_mib"), ".1f"),
             r.get("with_kexinit", "-"),
             r.get("connections", "-"),
         ]
@@ -231,6 +261,7 @@ def scaling_table(doc: dict[str, Any]) -> str:
         "scan wall s",
         "CPU s",
         "peak RSS MiB",
+        "RSS growth during scan MiB",
         "KEXINITs read",
         "connections",
     ]
@@ -301,6 +332,11 @@ def markdown(doc: dict[str, Any]) -> str:
         f"Endpoints: {eps}. Connections are counted by the relay in front of each server.",
         "",
         fleet_table(doc),
+        "",
+        "Per endpoint (last round; chanscan's elapsed time from its JSON, connections from the "
+        "relays):",
+        "",
+        endpoint_table(doc),
         "",
         "## Coverage (last round): accepted suites per TLS version / SSH algorithms",
         "",

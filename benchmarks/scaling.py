@@ -75,13 +75,28 @@ class KexInitProbe:
         return SshObservation(identification=hello.identification.line, kexinit=hello.kexinit)
 
 
+def _rss_mib() -> float:
+    """Current resident set (VmRSS) of this process, from /proc (Linux)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return 0.0
+
+
 def worker(count: int, concurrency: int) -> dict[str, object]:
     endpoints = [Endpoint(address(i), address(i), PORT, PlatformHint.AUTO) for i in range(count)]
     options = ScanOptions(global_connections=concurrency, endpoint_deadline=60.0)
     collector = ResultCollector(total=count)
+    # Peak RSS of the process is mostly the imports; the growth across the scan itself
+    # is what depends on the endpoint count.
+    before = _rss_mib()
     t0 = time.perf_counter()
     trio.run(scan_endpoints, endpoints, options, {Channel.SSH: KexInitProbe()}, collector)
     wall = time.perf_counter() - t0
+    after = _rss_mib()
     statuses = Tally(r.status.value for r in collector.results)
     with_kex = sum(1 for r in collector.results if r.ssh is not None and r.ssh.kexinit)
     return {
@@ -90,6 +105,9 @@ def worker(count: int, concurrency: int) -> dict[str, object]:
         "statuses": dict(statuses),
         "with_kexinit": with_kex,
         "connections": sum(r.connections for r in collector.results),
+        "rss_before_scan_mib": round(before, 1),
+        "rss_after_scan_mib": round(after, 1),
+        "scan_rss_growth_mib": round(after - before, 1),
     }
 
 

@@ -143,7 +143,10 @@ def run_scan(
     try:
         trio.run(scan, planned, options, default_probes(), collector, fingerprint_endpoint)
         return collector.report(complete=True, command=argv)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, BaseExceptionGroup) as exc:
+        # trio's nurseries deliver Ctrl-C wrapped in an exception group.
+        if isinstance(exc, BaseExceptionGroup) and exc.subgroup(KeyboardInterrupt) is None:
+            raise
         collector.interrupted = True
         sys.stderr.write("\nchanscan: interrupted; writing what was measured\n")
         return collector.report(complete=False, command=argv)

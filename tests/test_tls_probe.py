@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import trio
+from sslyze.plugins.scan_commands import ScanCommand
 
 from chanscan import serde
 from chanscan.lab.core import Lab, free_port
@@ -25,8 +27,9 @@ from chanscan.model import Channel, Endpoint, EndpointResult, Status
 from chanscan.obs.tls import TlsObservation
 from chanscan.probes.base import ScanOptions
 from chanscan.probes.tls import TlsProbe
-from chanscan.scheduler import probe_once
-from tests._tls_lab import NAME, Served, start_openssl, start_python
+from chanscan.probes.tls_jobs import ChanscanNetworkConfiguration, run_command
+from chanscan.scheduler import ResultCollector, probe_once, scan_endpoints
+from tests._tls_lab import NAME, Served, server_info, start_openssl, start_python
 
 ADDR = "127.30.3.1"
 
@@ -247,3 +250,57 @@ async def test_negotiation_mismatch_is_recorded(lab: Lab, legacy: Served) -> Non
     assert obs.negotiation.agree is False
     direct = tls_of(await probe_once(legacy.endpoint(), TlsProbe()))
     assert direct.negotiation is not None and direct.negotiation.agree is True
+
+
+async def test_scan_with_a_tarpit_finishes_the_rest(lab: Lab, modern: Served) -> None:
+    """Discovery + probe through the real scheduler: the tarpit costs its deadline, the
+    TLS and authd endpoints next to it are measured in full."""
+    tarpit = free_port(ADDR)
+    lab.tarpit(ADDR, tarpit)
+    authd = free_port(ADDR)
+    authd_server(lab, ADDR, authd, issue(CertSpec(names=(ADDR,))))
+    endpoints = [
+        Endpoint(ADDR, ADDR, tarpit),
+        modern.endpoint(by_name=True),
+        Endpoint(ADDR, ADDR, authd),
+    ]
+    probes = {Channel.TLS: TlsProbe(), Channel.AUTHD: TlsProbe(Channel.AUTHD)}
+    collector = ResultCollector(total=len(endpoints))
+    deadline = 4.0
+    t0 = time.monotonic()
+    await scan_endpoints(
+        endpoints, ScanOptions(endpoint_deadline=deadline, sniff_timeout=0.5), probes, collector
+    )
+    assert time.monotonic() - t0 < deadline + 2
+    by_port = {r.port: r for r in collector.report(complete=True).endpoints}
+    assert by_port[tarpit].status is Status.TIMEOUT
+    tls = by_port[modern.port]
+    assert (tls.channel, tls.status) == (Channel.TLS, Status.OK)
+    assert tls.tls is not None and tls.tls.accepted_versions() == ("TLS 1.2", "TLS 1.3")
+    assert tls.connections > 10  # discovery's plus the probe's, all counted
+    ad = by_port[authd]
+    assert (ad.channel, ad.status) == (Channel.AUTHD, Status.OK), ad.error
+    assert ad.tls is not None and ad.tls.preface is not None
+
+
+@pytest.mark.parametrize("which", ["modern", "legacy"])
+async def test_full_probe_costs_at_most_an_eighth_of_sslyze(
+    which: str, modern: Served, legacy: Served
+) -> None:
+    served = modern if which == "modern" else legacy
+    result = await probe_once(served.endpoint(), TlsProbe(web_ports=frozenset({served.port})))
+    assert result.status is Status.OK
+    info = await trio.to_thread.run_sync(server_info, served.endpoint())
+    config = info.network_configuration
+    assert isinstance(config, ChanscanNetworkConfiguration)
+
+    def everything() -> None:
+        # What sslyze's full scan connects for: every command, each job once.
+        for command in ScanCommand:
+            if command is not ScanCommand.SESSION_RESUMPTION:
+                run_command(info, command)
+
+    await trio.to_thread.run_sync(everything)
+    sslyze_total = config.counter.total
+    assert sslyze_total > 500
+    assert result.connections * 8 <= sslyze_total, (result.connections, sslyze_total)

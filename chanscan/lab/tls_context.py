@@ -21,7 +21,9 @@ def context_for(
     OpenSSL's security level so RSA-1024 / SHA-1 certificates and TLS 1.0/1.1 load."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     if legacy:
-        ctx.set_ciphers("ALL:@SECLEVEL=0")
+        # Everything an old appliance offered (CBC, 3DES, static RSA), but not the
+        # anonymous or NULL suites no real management stack enables.
+        ctx.set_ciphers("ALL:!aNULL:!eNULL:@SECLEVEL=0")
         with warnings.catch_warnings():
             # Deprecated in Python; offering TLS 1.0 is the point of a legacy server.
             warnings.simplefilter("ignore", DeprecationWarning)

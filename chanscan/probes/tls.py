@@ -195,6 +195,8 @@ def _guarded(fn: Callable[..., T], *args: Any) -> T:
         raise JobFailed(str(exc) or type(exc).__name__, True) from None
     except OpenSSLError as exc:
         raise JobFailed(f"OpenSSL: {exc}", False) from None
+    except Exception as exc:  # nassl/sslyze surprises on odd servers: data, not a crash
+        raise JobFailed(f"{type(exc).__name__}: {exc}", False) from None
 
 
 class _Jobs:
@@ -273,14 +275,21 @@ class TlsProbe:
         # and measure everything again rather than report a wrong "not supported".
         alone: bool = False
         if suspects:
-            alone = await jobs.call(tls_enum.any_accepted, info, suspects)
+            try:
+                alone = await jobs.call(tls_enum.any_accepted, info, suspects)
+            except JobFailed:
+                alone = True  # even a lone connection failed: slow down all the more
         if alone:
             ctx.degrade_host()
             got = _Collected(degraded=True)
             await ctx.gather(self._thunks(ctx, jobs, info, got, web))
-        cert = await ctx.run_in_thread(
-            _certificate, got.chain_der, ep.server_name or ep.address, ctx.options.ca_bundle
-        )
+        try:
+            cert = await ctx.run_in_thread(
+                _certificate, got.chain_der, ep.server_name or ep.address, ctx.options.ca_bundle
+            )
+        except ProtocolError as exc:  # an unparseable leaf: the rest still stands
+            cert = None
+            got.not_determined.append(f"certificate: {exc}")
         return _observation(got, cert, modern_version, preface)
 
     def _thunks(
@@ -323,13 +332,16 @@ class TlsProbe:
             got.chains[c] = results
             accepted = [a for r in results for a in r.accepted]
             if len(accepted) >= 2:
-                pref, _ = await jobs.call(
-                    tls_enum.server_prefers_own_order,
-                    info,
-                    c,
-                    accepted[0].cipher_suite,
-                    accepted[1].cipher_suite,
-                )
+                try:
+                    pref, _ = await jobs.call(
+                        tls_enum.server_prefers_own_order,
+                        info,
+                        c,
+                        accepted[0].cipher_suite,
+                        accepted[1].cipher_suite,
+                    )
+                except JobFailed:
+                    pref = None  # not determined; the suites themselves are known
                 got.preference[c] = pref
 
         async def groups() -> None:
