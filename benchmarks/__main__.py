@@ -119,7 +119,6 @@ def run_fleet(fleet: Fleet, work: Path, rounds: int, settings: ScanSettings) -> 
             "ssh_conns_per_endpoint": _per_kind(rs, inv.endpoints, "ssh"),
             "returncodes": [r.returncode for r in rs],
             "measurements": [asdict(r) for r in rs],
-            "output": str(inv.output),
         }
         if name == "chanscan":
             tools[name]["claimed_connections"] = _claimed(inv.output)

@@ -23,6 +23,45 @@ T = TypeVar("T")
 _UNWIND_SECONDS = 2.0
 
 
+def start_loop_thread(name: str) -> tuple[asyncio.AbstractEventLoop, threading.Thread]:
+    """An asyncio ``SelectorEventLoop`` running forever on a daemon thread of its own
+    (the scanner's asyncssh bridge, and the lab's servers)."""
+    loop = asyncio.SelectorEventLoop()
+    ready = threading.Event()
+
+    def runner() -> None:
+        asyncio.set_event_loop(loop)
+        loop.call_soon(ready.set)
+        loop.run_forever()
+
+    thread = threading.Thread(target=runner, name=name, daemon=True)
+    thread.start()
+    if not ready.wait(5.0):
+        raise RuntimeError(f"{name}: event loop did not start")
+    return loop, thread
+
+
+def stop_loop_thread(
+    loop: asyncio.AbstractEventLoop, thread: threading.Thread | None, timeout: float
+) -> None:
+    """Cancel every task on ``loop`` (waiting up to ``timeout`` for them to unwind), stop
+    it and join its thread."""
+
+    async def cancel_all() -> None:
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    with contextlib.suppress(Exception):
+        asyncio.run_coroutine_threadsafe(cancel_all(), loop).result(timeout)
+    loop.call_soon_threadsafe(loop.stop)
+    if thread is not None:
+        thread.join(5.0)
+    if not loop.is_running():
+        loop.close()
+
+
 class AsyncioBridge:
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -32,18 +71,7 @@ class AsyncioBridge:
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
             if self._loop is None:
-                loop = asyncio.SelectorEventLoop()
-                ready = threading.Event()
-
-                def runner() -> None:
-                    asyncio.set_event_loop(loop)
-                    loop.call_soon(ready.set)
-                    loop.run_forever()
-
-                thread = threading.Thread(target=runner, name="chanscan-asyncio", daemon=True)
-                thread.start()
-                ready.wait(5.0)
-                self._loop, self._thread = loop, thread
+                self._loop, self._thread = start_loop_thread("chanscan-asyncio")
             return self._loop
 
     async def run(self, factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -93,19 +121,5 @@ class AsyncioBridge:
         with self._lock:
             loop, thread = self._loop, self._thread
             self._loop = self._thread = None
-        if loop is None:
-            return
-
-        async def cancel_all() -> None:
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-        with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(cancel_all(), loop).result(_UNWIND_SECONDS + 1)
-        loop.call_soon_threadsafe(loop.stop)
-        if thread is not None:
-            thread.join(5.0)
-        if not loop.is_running():
-            loop.close()
+        if loop is not None:
+            stop_loop_thread(loop, thread, _UNWIND_SECONDS + 1)

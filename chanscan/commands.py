@@ -135,13 +135,13 @@ def run_scan(
     planned: Sequence[PlannedTarget], options: ScanOptions, argv: Sequence[str]
 ) -> ScanReport:
     """Run the scan; on Ctrl-C return what was measured with ``complete: false``."""
-    from chanscan.fingerprint import fingerprint_endpoint
+    from chanscan.fingerprint import Fingerprinter
     from chanscan.probes import default_probes
 
     collector = ResultCollector()
     collector.progress = progress_printer()
     try:
-        trio.run(scan, planned, options, default_probes(), collector, fingerprint_endpoint)
+        trio.run(scan, planned, options, default_probes(), collector, Fingerprinter())
         return collector.report(complete=True, command=argv)
     except (KeyboardInterrupt, BaseExceptionGroup) as exc:
         # trio's nurseries deliver Ctrl-C wrapped in an exception group.

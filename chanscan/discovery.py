@@ -79,9 +79,14 @@ async def discover(ctx: ProbeContext) -> Discovery:
     ep, opts = ctx.endpoint, ctx.options
     try:
         async with ctx.connection() as stream:
+            # The whole sniff answers within one connect deadline, so a tarpit costs
+            # discovery no more than a filtered port does.
+            budget = opts.connect_timeout
             banner = b""
             if ep.port not in CLIENT_FIRST_PORTS:
-                banner, eof = await _read_some(stream, opts.sniff_timeout, b"\n")
+                waited = min(opts.sniff_timeout, budget / 2)
+                budget -= waited
+                banner, eof = await _read_some(stream, waited, b"\n")
                 if eof and not banner:
                     return Discovery(Status.ERROR, detail="closed the connection without a word")
                 if banner:
@@ -97,7 +102,7 @@ async def discover(ctx: ProbeContext) -> Discovery:
                 await stream.send_all(request)
             except (trio.BrokenResourceError, OSError) as exc:
                 return Discovery(Status.ERROR, detail=f"connection lost while sniffing: {exc}")
-            reply, eof = await _read_some(stream, opts.network_timeout, until)
+            reply, eof = await _read_some(stream, budget, until)
     except ConnectError as exc:
         if exc.kind == "refused":
             return Discovery(Status.CLOSED, detail=str(exc))
@@ -115,7 +120,7 @@ async def discover(ctx: ProbeContext) -> Discovery:
     if not reply:
         return Discovery(
             Status.TIMEOUT,
-            detail=f"TCP open but no protocol answer within {opts.network_timeout:g}s",
+            detail=f"TCP open but no protocol answer within {opts.connect_timeout:g}s",
         )
     sniff = classify_reply(reply)
     if sniff.channel is Channel.HTTP:

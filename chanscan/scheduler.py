@@ -18,7 +18,7 @@ import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
@@ -48,8 +48,13 @@ T = TypeVar("T")
 
 
 class Fingerprinter(Protocol):
-    async def __call__(
-        self, ctx: ProbeContext, channel: Channel, observation: Observation | None
+    """Platform fingerprinting in two halves: network requests that need nothing from
+    the probe (run concurrently with it), then folding with the observation."""
+
+    async def requests(self, ctx: ProbeContext, channel: Channel) -> Any: ...
+
+    def result(
+        self, ctx: ProbeContext, observation: Observation | None, gathered: Any
     ) -> PlatformInfo | None: ...
 
 
@@ -286,6 +291,38 @@ async def _run_probe(ctx: EndpointContext, probe: Probe, result: EndpointResult)
     return _with_observation(result, obs)
 
 
+async def _probe_and_fingerprint(
+    sched: Scheduler, ctx: EndpointContext, result: EndpointResult
+) -> EndpointResult:
+    """The channel probe and the fingerprint requests side by side (they share the
+    host's budget); the platform is folded once the observation is in."""
+    probe = sched.probes.get(result.channel)
+    fp = sched.fingerprint
+    gathered: list[Any] = []
+
+    async def fingerprint_requests() -> None:
+        assert fp is not None
+        try:
+            gathered.append(await fp.requests(ctx, result.channel))
+        except (ProbeError, OSError, trio.BrokenResourceError) as exc:
+            gathered.append(exc)
+
+    async with trio.open_nursery() as nursery:
+        if fp is not None:
+            nursery.start_soon(fingerprint_requests)
+        if probe is not None:
+            result = await _run_probe(ctx, probe, result)
+    if fp is None or not gathered:
+        return result
+    platform: PlatformInfo | None
+    if isinstance(gathered[0], BaseException):
+        platform = PlatformInfo(evidence=(f"fingerprinting failed: {gathered[0]}",))
+    else:
+        obs = result.tls or result.ssh or result.rdp
+        platform = fp.result(ctx, obs, gathered[0])
+    return replace(result, platform=platform) if platform is not None else result
+
+
 async def scan_endpoint(sched: Scheduler, ep: Endpoint) -> EndpointResult:
     """Discovery + probe + fingerprint of one endpoint, inside its deadline."""
     ctx = EndpointContext(sched, ep)
@@ -303,17 +340,8 @@ async def scan_endpoint(sched: Scheduler, ep: Endpoint) -> EndpointResult:
         if disc.status == Status.OK and disc.channel is Channel.UNKNOWN and disc.detail:
             result = replace(result, error=disc.detail)
         ctx.banner = disc.banner
-        probe = sched.probes.get(disc.channel) if disc.status == Status.OK else None
-        if probe is not None:
-            result = await _run_probe(ctx, probe, result)
-        if sched.fingerprint is not None and result.status == Status.OK:
-            obs = result.tls or result.ssh or result.rdp
-            try:
-                platform = await sched.fingerprint(ctx, result.channel, obs)
-            except (ProbeError, OSError, trio.BrokenResourceError) as exc:
-                platform = PlatformInfo(evidence=(f"fingerprinting failed: {exc}",))
-            if platform is not None:
-                result = replace(result, platform=platform)
+        if disc.status == Status.OK:
+            result = await _probe_and_fingerprint(sched, ctx, result)
     if scope.cancelled_caught:
         result = replace(
             result,
@@ -390,12 +418,6 @@ async def resolve_targets(
 
 
 # -- the whole scan ------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ScanRequest:
-    planned: tuple[PlannedTarget, ...]
-    options: ScanOptions
-
-
 async def _watch_sigterm(collector: ResultCollector, cancel: trio.CancelScope) -> None:
     if not hasattr(signal, "SIGTERM"):
         return

@@ -76,6 +76,9 @@ def standard_servers(lab: Lab, address: str) -> list[Served]:
             ["-tls1", "-cipher", "ALL:@SECLEVEL=0"],
         ),
         start_openssl(lab, address, "openssl-default", CertSpec(names=names, key="rsa"), []),
+        # Mutual TLS required, as on some management ports: handshakes stop at the
+        # CertificateRequest, after the server has chosen its suite.
+        start_openssl(lab, address, "openssl-client-auth", CertSpec(names=names), ["-Verify", "1"]),
     ]
 
 

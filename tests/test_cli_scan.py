@@ -36,28 +36,31 @@ def _start_tarpits(lab: Lab, count: int) -> list[str]:
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_writes_partial_json(lab: Lab, tmp_path: Path, sig: signal.Signals) -> None:
-    _start_tarpits(lab, 3)
+    _start_tarpits(lab, 5)
     out = tmp_path / "scan.json"
     proc = subprocess.Popen(
         _chanscan(
             "scan",
-            f"{NET}.1-3",
             f"{NET}.20",
+            f"{NET}.1-5",
             "--ports",
-            "443,1",
+            "1,443",
+            "--concurrency",
+            "1",
             "--timeout",
             "120",
             "--json",
             str(out),
             "--no-color",
-        ),  # fmt: skip
+        ),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={**os.environ, "NO_COLOR": "1"},
     )
     try:
-        # One connection at a time: .20's closed ports finish at once, then each
-        # tarpit holds the only slot for the sniff timeout, so the signal lands mid-scan.
+        # One connection at a time: .20's closed ports finish at once, then each of
+        # five tarpits holds the only slot for the connect deadline (3 s), so the
+        # signal lands mid-scan.
         time.sleep(4)
         assert proc.poll() is None
         proc.send_signal(sig)

@@ -13,7 +13,7 @@ from dataclasses import replace
 import pytest
 import trio
 
-from chanscan.fingerprint import MAX_REQUESTS, fingerprint_endpoint, ntlm
+from chanscan.fingerprint import MAX_REQUESTS, Fingerprinter, fingerprint_endpoint, ntlm
 from chanscan.fingerprint.fold import fold_host, is_conflicted
 from chanscan.lab import Lab
 from chanscan.lab import imitations as im
@@ -267,7 +267,7 @@ async def test_end_to_end_through_the_scheduler(lab: Lab) -> None:
             OPTIONS,
             {},
             collector,
-            fingerprint_endpoint,
+            Fingerprinter(),
         )
     [result] = collector.report(complete=True).endpoints
     assert result.status is Status.OK and result.channel is Channel.TLS

@@ -150,3 +150,34 @@ def test_without_the_preface_hook_sslyze_fails_on_authd(lab: Lab) -> None:
         server_info(
             Endpoint(ADDR, ADDR, port), preface=False, options=ScanOptions(network_timeout=1)
         )
+
+
+def test_nassl_and_private_sslyze_names_we_use() -> None:
+    from nassl._nassl import OpenSSLError
+    from nassl.ephemeral_key_info import EcDhEphemeralKeyInfo, OpenSslEcNidEnum
+    from nassl.ssl_client import SslClient
+    from sslyze.plugins.openssl_cipher_suites._test_cipher_suite import (
+        CipherSuiteAcceptedByServer,
+    )
+    from sslyze.server_connectivity import enable_ecdh_cipher_suites
+
+    assert issubclass(OpenSSLError, Exception)
+    for method in (
+        "get_received_chain",
+        "get_current_cipher_name",
+        "get_ephemeral_key",
+        "set_groups",
+        "set_ciphersuites",
+        "set_cipher_list",
+    ):
+        assert callable(getattr(SslClient, method)), method
+    assert "curve" in EcDhEphemeralKeyInfo.__dataclass_fields__
+    assert OpenSslEcNidEnum.get_supported_by_ssl_client()
+    assert list(CipherSuiteAcceptedByServer.__dataclass_fields__) == [
+        "cipher_suite",
+        "ephemeral_key",
+    ]
+    assert list(inspect.signature(enable_ecdh_cipher_suites).parameters) == [
+        "tls_version",
+        "ssl_client",
+    ]

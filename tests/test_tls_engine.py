@@ -17,7 +17,14 @@ from chanscan.model import Endpoint, Status
 from chanscan.probes.base import ScanOptions
 from chanscan.probes.tls import TlsProbe
 from chanscan.probes.tls_enum import describe_suite
-from chanscan.probes.tls_jobs import LONG_COMMANDS, network_setup, run_command
+from chanscan.probes.tls_jobs import (
+    LONG_COMMANDS,
+    command_jobs,
+    finish_command,
+    network_setup,
+    run_command,
+    run_jobs,
+)
 from chanscan.scheduler import probe_once
 from tests._tls_lab import NAME, server_info, start_python
 
@@ -55,8 +62,25 @@ def test_a_failed_job_is_retried_once_then_not_determined(lab: Lab) -> None:
     assert gone.connection_failures == 2  # the job and its one retry
 
 
-def test_long_commands_are_the_connection_holding_ones() -> None:
-    assert set(LONG_COMMANDS) == {ScanCommand.ROBOT, ScanCommand.SESSION_RENEGOTIATION}
+def test_long_commands_split_into_independent_jobs(lab: Lab) -> None:
+    """The probe gives each job of a long command its own thread job: that only pays
+    off (and is only safe) because sslyze plans them as separate attempts."""
+    served = start_python(lab, ADDR, "long", CertSpec(names=(NAME,), key="rsa"), LEGACY)
+    info = server_info(served.endpoint())
+    plans = {c: command_jobs(info, c) for c in LONG_COMMANDS}
+    assert len(plans[ScanCommand.ROBOT]) == 3
+    assert len(plans[ScanCommand.SESSION_RENEGOTIATION]) == 2
+    for command, planned in plans.items():
+        parts = [run_jobs([job]) for job in planned]
+        outcome = finish_command(info, command, [r for rs, _ in parts for r in rs], 0)
+        assert outcome.error is None, outcome.error
+    robot = finish_command(
+        info,
+        ScanCommand.ROBOT,
+        [r for job in plans[ScanCommand.ROBOT] for r in run_jobs([job])[0]],
+        0,
+    )
+    assert robot.result.robot_result.name == "NOT_VULNERABLE_NO_ORACLE"
 
 
 async def test_closed_port_is_a_connect_error_not_a_tls_verdict() -> None:

@@ -61,7 +61,14 @@ def counter_of(info: ServerConnectivityInfo) -> int:
 
 
 @pytest.mark.parametrize(
-    "name", ["python-modern", "python-legacy", "openssl-tls1.0-all", "openssl-default"]
+    "name",
+    [
+        "python-modern",
+        "python-legacy",
+        "openssl-tls1.0-all",
+        "openssl-default",
+        "openssl-client-auth",
+    ],
 )
 def test_elimination_equals_sslyze_per_suite(servers: dict[str, Served], name: str) -> None:
     info = server_info(servers[name].endpoint())

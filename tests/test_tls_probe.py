@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import trio
+from cryptography.utils import CryptographyDeprecationWarning
 from sslyze.plugins.scan_commands import ScanCommand
 
 from chanscan import serde
@@ -18,6 +20,7 @@ from chanscan.lab.tls_servers import (
     LEGACY,
     CertSpec,
     authd_server,
+    hello_intolerant_proxy,
     issue,
     plaintext_http_server,
     single_worker_server,
@@ -295,12 +298,41 @@ async def test_full_probe_costs_at_most_an_eighth_of_sslyze(
     assert isinstance(config, ChanscanNetworkConfiguration)
 
     def everything() -> None:
-        # What sslyze's full scan connects for: every command, each job once.
-        for command in ScanCommand:
-            if command is not ScanCommand.SESSION_RESUMPTION:
-                run_command(info, command)
+        # What sslyze's full scan connects for: every command, each job once. Its
+        # bundled trust store has a certificate that cryptography warns about.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+            for command in ScanCommand:
+                if command is not ScanCommand.SESSION_RESUMPTION:
+                    outcome = run_command(info, command)
+                    assert outcome.error is None, (command, outcome.error)
 
     await trio.to_thread.run_sync(everything)
     sslyze_total = config.counter.total
     assert sslyze_total > 500
     assert result.connections * 8 <= sslyze_total, (result.connections, sslyze_total)
+
+
+@pytest.mark.needs_openssl
+async def test_client_certificate_required_is_not_determined_never_absent(lab: Lab) -> None:
+    served = start_openssl(lab, ADDR, "mtls", CertSpec(names=(ADDR,)), ["-Verify", "1"])
+    obs = tls_of(await probe_once(served.endpoint(), TlsProbe()))
+    assert obs.accepted_versions() == ("TLS 1.2", "TLS 1.3")
+    assert obs.certificate is not None and obs.certificate.hostname_matches is True
+    # Renegotiation needs a finished handshake: unknown here, not "secure".
+    assert obs.vulns.secure_renegotiation is None
+    assert any(n.startswith("session_renegotiation") for n in obs.not_determined)
+    # The server's pick is unreadable before the client certificate: found by halving.
+    assert obs.enumeration == "per-suite"
+
+
+async def test_long_hello_intolerant_server_is_enumerated_per_suite(
+    lab: Lab, legacy: Served
+) -> None:
+    port = free_port(ADDR)
+    hello_intolerant_proxy(lab, ADDR, port, legacy.port)
+    behind = tls_of(await probe_once(Endpoint(ADDR, ADDR, port), TlsProbe()))
+    direct = tls_of(await probe_once(legacy.endpoint(), TlsProbe()))
+    assert behind.enumeration == "per-suite" and direct.enumeration == "elimination"
+    assert versions(behind) == versions(direct)
+    assert {s.name for s in behind.all_suites()} == {s.name for s in direct.all_suites()}

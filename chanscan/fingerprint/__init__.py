@@ -1,6 +1,7 @@
 """Which platform answers on an endpoint, without credentials, and how sure we are.
 
-Called by the scheduler after the channel probe. Free signals come first (the banner
+The scheduler runs the requests concurrently with the channel probe, then folds them
+with the free signals once the observation is in. Free signals come first (the banner
 discovery read, the SSH identification, the certificate the TLS probe saw); then at
 most two small requests, each on its own connection from ``ctx.connection()`` so the
 per-host budget holds:
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import ssl
+from dataclasses import dataclass, replace
 
 import trio
 from cryptography import x509
@@ -35,7 +37,14 @@ from chanscan.obs.ssh import SshObservation
 from chanscan.obs.tls import TlsObservation
 from chanscan.probes.base import Observation, ProbeContext
 
-__all__ = ["MAX_REQUESTS", "fingerprint_endpoint"]
+__all__ = [
+    "MAX_REQUESTS",
+    "Fingerprinter",
+    "Gathered",
+    "fingerprint_endpoint",
+    "fingerprint_requests",
+    "fingerprint_result",
+]
 
 MAX_REQUESTS = 2
 HTTPS_PORTS = frozenset({443, 8443, 9443, 5480})
@@ -271,40 +280,67 @@ async def _wsman_path(session: _Session, tls: bool) -> list[PlatformInfo | None]
     return out
 
 
+@dataclass(frozen=True)
+class Gathered:
+    """What the requests of one endpoint learned, before the probe's observation is
+    known: the scheduler runs the requests beside the channel probe."""
+
+    signals: tuple[PlatformInfo | None, ...]
+    failures: tuple[str, ...]
+    peer_cert: bytes | None
+
+
+async def fingerprint_requests(ctx: ProbeContext, channel: Channel) -> Gathered:
+    """The (at most :data:`MAX_REQUESTS`) requests for this channel and port. They need
+    nothing from the probe, so they run concurrently with it."""
+    session = _Session(ctx)
+    signals: list[PlatformInfo | None] = []
+    port = ctx.endpoint.port
+    if channel is Channel.RDP or (port in RDP_PORTS and channel is Channel.UNKNOWN):
+        challenge = await session.credssp()
+        if challenge is not None:
+            signals.append(ntlm.platform_from_challenge(challenge, "RDP CredSSP"))
+    elif port in WSMAN_PORTS and channel in (Channel.HTTP, Channel.TLS):
+        signals += await _wsman_path(session, tls=channel is Channel.TLS)
+    elif channel is Channel.TLS and port in HTTPS_PORTS:
+        signals += await _https_path(session, tls=True)
+    return Gathered(tuple(signals), tuple(session.failures), session.peer_cert)
+
+
+def fingerprint_result(
+    ctx: ProbeContext, observation: Observation | None, gathered: Gathered
+) -> PlatformInfo | None:
+    """Fold the free signals (banner, SSH identification, certificate) with what the
+    requests learned; None when nothing at all was learned."""
+    signals = [*_free_signals(ctx, observation), *gathered.signals]
+    tls_obs = _tls_obs(observation)
+    if tls_obs is None or tls_obs.certificate is None:
+        signals.append(_cert_signal(gathered.peer_cert))
+    merged = merge(signals)
+    failures = tuple(f"not answered: {f}" for f in gathered.failures)
+    if merged is None:
+        return PlatformInfo(evidence=failures) if failures else None
+    if failures:
+        merged = replace(merged, evidence=(*merged.evidence, *failures))
+    return merged
+
+
 async def fingerprint_endpoint(
     ctx: ProbeContext, channel: Channel, observation: Observation | None
 ) -> PlatformInfo | None:
-    """The platform behind ``ctx.endpoint`` from what is free plus at most
-    :data:`MAX_REQUESTS` requests; None when nothing at all was learned."""
-    signals = _free_signals(ctx, observation)
-    session = _Session(ctx)
-    port = ctx.endpoint.port
-    tls_obs = _tls_obs(observation)
-    if channel is Channel.RDP or (port in RDP_PORTS and channel is Channel.UNKNOWN):
-        rdp_ok = not isinstance(observation, RdpObservation) or any(
-            p in ("hybrid", "hybrid_ex") for p in observation.protocols_accepted
-        )
-        if rdp_ok:
-            challenge = await session.credssp()
-            if challenge is not None:
-                signals.append(ntlm.platform_from_challenge(challenge, "RDP CredSSP"))
-    elif port in WSMAN_PORTS and channel in (Channel.HTTP, Channel.TLS):
-        signals += await _wsman_path(session, tls=channel is Channel.TLS)
-    elif channel is Channel.TLS and (
-        port in HTTPS_PORTS or (tls_obs is not None and tls_obs.http is not None)
-    ):
-        signals += await _https_path(session, tls=True)
-    if tls_obs is None or tls_obs.certificate is None:
-        signals.append(_cert_signal(session.peer_cert))
-    merged = merge(signals)
-    if merged is not None and session.failures:
-        merged = PlatformInfo(
-            product=merged.product,
-            version=merged.version,
-            build=merged.build,
-            confidence=merged.confidence,
-            evidence=(*merged.evidence, *(f"not answered: {f}" for f in session.failures)),
-        )
-    if merged is None and session.failures:
-        merged = PlatformInfo(evidence=tuple(f"not answered: {f}" for f in session.failures))
-    return merged
+    """Requests then folding, one after the other (the scheduler overlaps the requests
+    with the probe instead)."""
+    return fingerprint_result(ctx, observation, await fingerprint_requests(ctx, channel))
+
+
+class Fingerprinter:
+    """The two halves the scheduler calls: ``requests`` beside the probe, ``result``
+    after it."""
+
+    async def requests(self, ctx: ProbeContext, channel: Channel) -> Gathered:
+        return await fingerprint_requests(ctx, channel)
+
+    def result(
+        self, ctx: ProbeContext, observation: Observation | None, gathered: Gathered
+    ) -> PlatformInfo | None:
+        return fingerprint_result(ctx, observation, gathered)

@@ -8,6 +8,7 @@ and carries a ``conflict:`` line in its evidence naming both sides.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 
 from chanscan.model import EndpointResult, PlatformInfo
@@ -96,6 +97,17 @@ def merge(infos: Iterable[PlatformInfo | None]) -> PlatformInfo | None:
     )
 
 
+_LOCATED = re.compile(r"^\d+/[a-z]+: ")
+
+
+def _located(evidence: str, r: EndpointResult) -> str:
+    """Prefix evidence with the endpoint it came from, once: folding an already
+    folded report must give the same report."""
+    if evidence.startswith(CONFLICT_PREFIX) or _LOCATED.match(evidence):
+        return evidence
+    return f"{r.port}/{r.channel.value}: {evidence}"
+
+
 def fold_host(results: Sequence[EndpointResult]) -> dict[str, PlatformInfo]:
     """One platform per address from all its endpoints' platforms."""
     by_addr: dict[str, list[PlatformInfo | None]] = {}
@@ -107,10 +119,7 @@ def fold_host(results: Sequence[EndpointResult]) -> dict[str, PlatformInfo]:
                 version=platform.version,
                 build=platform.build,
                 confidence=platform.confidence,
-                evidence=tuple(
-                    e if e.startswith(CONFLICT_PREFIX) else f"{r.port}/{r.channel.value}: {e}"
-                    for e in platform.evidence
-                ),
+                evidence=tuple(_located(e, r) for e in platform.evidence),
             )
         by_addr.setdefault(r.address, []).append(platform)
     out: dict[str, PlatformInfo] = {}

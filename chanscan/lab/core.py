@@ -16,6 +16,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from chanscan.aiobridge import start_loop_thread, stop_loop_thread
+
 T = TypeVar("T")
 
 _STOP_TIMEOUT = 5.0
@@ -67,19 +69,7 @@ class Lab:
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
-            loop = asyncio.SelectorEventLoop()
-            ready = threading.Event()
-
-            def runner() -> None:
-                asyncio.set_event_loop(loop)
-                loop.call_soon(ready.set)
-                loop.run_forever()
-
-            self._thread = threading.Thread(target=runner, name="chanscan-lab", daemon=True)
-            self._thread.start()
-            if not ready.wait(_STOP_TIMEOUT):
-                raise LabError("lab event loop did not start")
-            self._loop = loop
+            self._loop, self._thread = start_loop_thread("chanscan-lab")
         return self._loop
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
@@ -105,20 +95,7 @@ class Lab:
                 h.stop()
         if self._loop is not None:
             loop, self._loop = self._loop, None
-
-            async def cancel_all() -> None:
-                tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-                for t in tasks:
-                    t.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-
-            with contextlib.suppress(Exception):
-                asyncio.run_coroutine_threadsafe(cancel_all(), loop).result(_STOP_TIMEOUT)
-            loop.call_soon_threadsafe(loop.stop)
-            if self._thread is not None:
-                self._thread.join(_STOP_TIMEOUT)
-            if not loop.is_running():
-                loop.close()
+            stop_loop_thread(loop, self._thread, _STOP_TIMEOUT)
 
     # -- asyncio servers -------------------------------------------------------------
     def add_server(

@@ -15,6 +15,7 @@ Order of work, all inside the scheduler's endpoint deadline:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import ssl
 import warnings
@@ -28,6 +29,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from nassl._nassl import OpenSSLError
 from nassl.ssl_client import ClientCertificateRequested
+from sslyze.connection_helpers.opportunistic_tls_helpers import ProtocolWithOpportunisticTlsEnum
 from sslyze.errors import ConnectionToServerFailed, TlsHandshakeFailed
 from sslyze.plugins.openssl_cipher_suites._test_cipher_suite import CipherSuiteAcceptedByServer
 from sslyze.plugins.scan_commands import ScanCommand
@@ -172,7 +174,6 @@ class _Collected:
     groups: tls_enum.GroupsResult | None = None
     chain_der: tuple[bytes, ...] = ()
     not_determined: list[str] = field(default_factory=list)
-    degraded: bool = False  # measured again one connection at a time
 
 
 class JobFailed(ProbeError):
@@ -244,22 +245,30 @@ class TlsProbe:
     """Probe for ``Channel.TLS`` (default) or ``Channel.AUTHD``."""
 
     def __init__(
-        self, channel: Channel = Channel.TLS, web_ports: frozenset[int] = WEB_UI_PORTS
+        self,
+        channel: Channel = Channel.TLS,
+        web_ports: frozenset[int] = WEB_UI_PORTS,
+        opportunistic: ProtocolWithOpportunisticTlsEnum | None = None,
     ) -> None:
         self.channel = channel
         self.web_ports = web_ports
+        # RDP: sslyze's own X.224 step before every handshake of its jobs (our own
+        # connections come pre-negotiated from the RDP probe's context).
+        self.opportunistic = opportunistic
 
     async def run(self, ctx: ProbeContext) -> TlsObservation:
         ep = ctx.endpoint
         expect_preface = self.channel is Channel.AUTHD or ctx.banner.startswith(b"220 ")
         modern_version, preface = await modern_handshake(ctx, expect_preface)
         location, config = network_setup(ep, ctx.options, expect_preface=expect_preface)
+        if self.opportunistic is not None:
+            config = dataclasses.replace(config, tls_opportunistic_encryption=self.opportunistic)
         jobs = _Jobs(ctx, config.counter)
         try:
             info = await jobs.call_retry(connectivity, location, config)
         except JobFailed as exc:
             raise ProtocolError(f"no TLS handshake succeeded: {exc}") from None
-        web = not expect_preface
+        web = not expect_preface and self.opportunistic is None
         got = _Collected()
         await ctx.gather(self._thunks(ctx, jobs, info, got, web))
         troubled = bool(got.not_determined or got.failed_versions) or any(
@@ -281,7 +290,7 @@ class TlsProbe:
                 alone = True  # even a lone connection failed: slow down all the more
         if alone:
             ctx.degrade_host()
-            got = _Collected(degraded=True)
+            got = _Collected()
             await ctx.gather(self._thunks(ctx, jobs, info, got, web))
         try:
             cert = await ctx.run_in_thread(

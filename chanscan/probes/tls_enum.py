@@ -10,7 +10,9 @@ handshake per accepted suite plus one per chain. Same for the key-exchange group
 A server that breaks on a long ClientHello (the F5 bug sslyze's connectivity test also
 works around, https://support.f5.com/csp/article/K14758) is detected by retrying a
 silently dropped first hello with a short one, and then enumerated one suite per
-handshake with sslyze's own ``connect_with_cipher_suite``.
+handshake with sslyze's own ``connect_with_cipher_suite``. A server whose pick cannot
+be read (it requires a client certificate, so nassl stops before the suite is known)
+is enumerated by halving accepted offers instead.
 """
 
 from __future__ import annotations
@@ -185,6 +187,9 @@ class _Pick:
     suite: CipherSuite | None  # None: handshake failed (no suite of the offer accepted)
     ephemeral: EphemeralKeyInfo | None
     error: str | None
+    # The server accepted one of the offer but the client cannot say which (a server
+    # that requires a client certificate stops the handshake before nassl knows).
+    unnamed: bool = False
 
 
 def _handshake(info: ServerConnectivityInfo, chain: Chain, offer: Sequence[CipherSuite]) -> _Pick:
@@ -200,6 +205,8 @@ def _handshake(info: ServerConnectivityInfo, chain: Chain, offer: Sequence[Ciphe
         except ServerTlsConfigurationNotSupported:
             pass  # nassl refused the server's tiny DH group: the suite IS accepted
         name = conn.ssl_client.get_current_cipher_name()
+        if not name:
+            return _Pick(None, conn.ssl_client.get_ephemeral_key(), None, unnamed=True)
         suite = _lookup(chain.version, name, offer)
         if suite is None:
             return _Pick(None, None, f"server picked {name!r}, which was not offered")
@@ -226,11 +233,45 @@ def _per_suite(
     return accepted, len(suites)
 
 
+def _bisect(
+    info: ServerConnectivityInfo,
+    chain: Chain,
+    offer: list[CipherSuite],
+    found: list[CipherSuiteAcceptedByServer],
+    known_accepted: bool = False,
+) -> int:
+    """Group testing for servers whose choice cannot be read: halve an offer that was
+    accepted until single suites remain (about 2 log2(n) handshakes per accepted suite
+    instead of n). Returns the handshakes spent; depth is bounded by log2(len(offer))."""
+    if not offer:
+        return 0
+    spent = 0
+    if not known_accepted:
+        pick = _handshake(info, chain, offer)
+        spent += 1
+        if pick.suite is not None:  # readable after all: eliminate it, test the rest
+            found.append(CipherSuiteAcceptedByServer(pick.suite, pick.ephemeral))
+            rest = [s for s in offer if s != pick.suite]
+            return spent + _bisect(info, chain, rest, found)
+        if not pick.unnamed:
+            return spent
+        if len(offer) == 1:
+            found.append(CipherSuiteAcceptedByServer(offer[0], pick.ephemeral))
+            return spent
+    half = len(offer) // 2
+    if half == 0:  # a single suite known to be accepted
+        found.append(CipherSuiteAcceptedByServer(offer[0], None))
+        return spent
+    spent += _bisect(info, chain, offer[:half], found)
+    spent += _bisect(info, chain, offer[half:], found)
+    return spent
+
+
 def eliminate(
     info: ServerConnectivityInfo, chain: Chain, max_picks: int | None = None
 ) -> ChainResult:
     """Blocking. Run ``chain`` until its handshake fails, or stop after ``max_picks``
-    accepted suites (the first phase stops at one to decide on splitting)."""
+    accepted suites (the first phase stops at ``FIRST_PICKS`` to decide on splitting)."""
     remaining = list(chain.suites)
     accepted: list[CipherSuiteAcceptedByServer] = []
     handshakes = 0
@@ -241,6 +282,10 @@ def eliminate(
             return ChainResult(chain, tuple(accepted), tuple(remaining), handshakes, False)
         pick = _handshake(info, chain, remaining)
         handshakes += 1
+        if pick.unnamed:
+            found: list[CipherSuiteAcceptedByServer] = []
+            n = _bisect(info, chain, remaining, found, known_accepted=True)
+            return ChainResult(chain, (*accepted, *found), (), handshakes + n, True, per_suite=True)
         if pick.suite is None:
             if (
                 handshakes == 1
@@ -254,14 +299,14 @@ def eliminate(
                     short.error and not any(m in short.error for m in _SILENT_DROPS)
                 ):
                     # A short hello got an answer where the long one was dropped.
-                    found, n = _per_suite(info, chain, remaining)
+                    alone, n = _per_suite(info, chain, remaining)
                     return ChainResult(
-                        chain, tuple(found), (), handshakes + n, True, per_suite=True
+                        chain, tuple(alone), (), handshakes + n, True, per_suite=True
                     )
             if pick.error and "not offered" in pick.error:
-                found, n = _per_suite(info, chain, remaining)
+                alone, n = _per_suite(info, chain, remaining)
                 return ChainResult(
-                    chain, (*accepted, *found), (), handshakes + n, True, per_suite=True
+                    chain, (*accepted, *alone), (), handshakes + n, True, per_suite=True
                 )
             return ChainResult(
                 chain, tuple(accepted), tuple(remaining), handshakes, True, end_error=pick.error
