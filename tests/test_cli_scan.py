@@ -4,6 +4,7 @@ measured."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -16,7 +17,12 @@ import jsonschema
 import pytest
 
 from chanscan.lab import Lab
+from chanscan.lab.authd_server import add_authd_server
+from chanscan.lab.certs import self_signed
 from chanscan.lab.core import port_accepts
+from chanscan.lab.rdp_server import add_rdp_server
+from chanscan.lab.ssh_servers import start_asyncssh
+from chanscan.lab.tls_context import context_for
 from chanscan.schema import shipped_schema
 
 NET = "127.10.3"
@@ -86,3 +92,73 @@ def test_lab_is_loopback_only(lab: Lab) -> None:
     with pytest.raises(LabError, match="not loopback"):
         lab.tarpit("192.0.2.1", 443)
     assert not port_accepts("127.10.3.99", 443, timeout=0.2)
+
+
+async def _hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while await asyncio.wait_for(reader.read(4096), 10):
+        pass
+
+
+async def _plain_http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    await writer.drain()
+
+
+def test_subnet_scan_through_the_cli(lab: Lab, tmp_path: Path) -> None:
+    """A /28 of the lab (16 addresses): TLS, SSH, authd, RDP, HTTP, a tarpit and
+    closed ports, scanned with every probe through the real command line."""
+    net = "127.10.4"
+    ctx = context_for(self_signed(f"{net}.1", "mgmt.lab.example"))
+    lab.add_stream_server("tls", f"{net}.1", 443, _hold, ssl=ctx)
+    start_asyncssh(lab, f"{net}.2", 22)
+    add_authd_server(lab, f"{net}.3", 902)
+    add_rdp_server(lab, f"{net}.4", 3389)
+    lab.tarpit(f"{net}.5", 443)
+    lab.add_stream_server("http", f"{net}.6", 80, _plain_http)
+    out = tmp_path / "scan.json"
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        _chanscan(
+            "scan",
+            f"{net}.0/28",
+            "--ports",
+            "22,80,443,902,3389",
+            "--timeout",
+            "20",
+            "--json",
+            str(out),
+            "--no-color",
+        ),
+        capture_output=True,
+        timeout=120,
+    )
+    elapsed = time.monotonic() - t0
+    assert proc.returncode == 1, proc.stderr  # the self-signed certificates fail the gate
+    data = json.loads(out.read_text())
+    jsonschema.validate(data, shipped_schema())
+    assert data["complete"] is True
+    assert len(data["endpoints"]) == 16 * 5
+    seen = {
+        (e["address"], e["port"]): (e["status"], e["channel"])
+        for e in data["endpoints"]
+        if e["status"] != "closed"
+    }
+    assert seen == {
+        (f"{net}.1", 443): ("ok", "tls"),
+        (f"{net}.2", 22): ("ok", "ssh"),
+        (f"{net}.3", 902): ("ok", "authd"),
+        (f"{net}.4", 3389): ("ok", "rdp"),
+        (f"{net}.5", 443): ("timeout", "unknown"),
+        (f"{net}.6", 80): ("ok", "http"),
+    }
+    by = {(e["address"], e["port"]): e for e in data["endpoints"]}
+    assert by[(f"{net}.1", 443)]["tls"]["certificate"]["chain"][0]["self_signed"] is True
+    assert by[(f"{net}.2", 22)]["ssh"]["host_keys"]
+    assert by[(f"{net}.3", 902)]["tls"]["preface"].startswith("220 VMware Authentication Daemon")
+    assert by[(f"{net}.4", 3389)]["rdp"]["protocols_accepted"]
+    ids = {f["id"] for f in by[(f"{net}.6", 80)]["findings"]}
+    assert ids == {"cleartext.management_port"}
+    # The tarpit costs one connect deadline (3 s); nothing waits on it.
+    assert by[(f"{net}.5", 443)]["elapsed_ms"] < 4000
+    assert elapsed < 60
