@@ -140,7 +140,9 @@ class Lab:
             writers.add(writer)
             try:
                 await handler(reader, writer)
-            except (OSError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            except (Exception, asyncio.CancelledError):
+                # A scanner sends lab servers odd bytes on purpose; a handler that gives
+                # up on a connection is normal, not an error worth a traceback.
                 pass
             finally:
                 writers.discard(writer)
