@@ -34,6 +34,7 @@ from chanscan.scheduler import ResultCollector, progress_printer, scan
 
 if TYPE_CHECKING:
     from chanscan.assess import AssessOptions
+    from chanscan.pins import PinStore
 
 _EXT_FORMATS = {".json": "json", ".sarif": "sarif", ".xml": "junit", ".md": "markdown"}
 
@@ -268,35 +269,27 @@ def cmd_pins(args: argparse.Namespace) -> int:
                 f"skipped {len(got.skipped)}\n"
             )
         else:
-            rows = [
-                [
-                    p.host,
-                    p.port,
-                    p.kind,
-                    p.key_type,
-                    p.fingerprint,
-                    p.source,
-                    p.first_seen,
-                    p.last_seen,
-                ]
-                for p in store.pins()
-            ]
-            from tabulate import tabulate
-
-            sys.stdout.write(
-                tabulate(
-                    rows,
-                    headers=[
-                        "host",
-                        "port",
-                        "kind",
-                        "key",
-                        "pin",
-                        "source",
-                        "first seen",
-                        "last seen",
-                    ],
-                )
-                + "\n"
-            )
+            sys.stdout.write(_render_pins(store))
     return ExitCode.OK
+
+
+def _render_pins(store: PinStore) -> str:
+    from tabulate import tabulate
+
+    pins = [
+        [p.host, p.port, p.kind, p.key_type, p.fingerprint, p.source, p.first_seen, p.last_seen]
+        for p in store.pins()
+    ]
+    out = [
+        "Pins",
+        tabulate(pins, headers=["host", "port", "kind", "key", "pin", "source", "first", "last"]),
+    ]
+    pending = store.pending()
+    if pending:
+        out += ["", "Changed keys not yet accepted (chanscan pins accept HOST[:PORT])"]
+        out.append(tabulate(pending, headers=["host", "port", "kind", "key", "seen"]))
+    known = store.known_hosts()
+    if known:
+        out += ["", "Seeded from known_hosts"]
+        out.append(tabulate(known, headers=["name", "port", "key", "fingerprint"]))
+    return "\n".join(out) + "\n"

@@ -184,6 +184,17 @@ class PinStore:
             ).fetchall()
         return [Pin(*row) for row in rows]
 
+    def known_hosts(self) -> list[tuple[str, int, str, str]]:
+        """Seeded known_hosts entries: (name, or "(hashed)", port, key type, fingerprint)."""
+        with self._tx() as db:
+            return [
+                (str(n) or "(hashed)", int(p), str(t), str(f))
+                for n, p, t, f in db.execute(
+                    "SELECT name, port, key_type, fingerprint FROM known_hosts"
+                    " ORDER BY name, port, key_type"
+                )
+            ]
+
     def pending(self) -> list[tuple[str, int, str, str, str]]:
         """Changes seen and not yet accepted: (host, port, kind, key_type, fingerprint)."""
         with self._tx() as db:

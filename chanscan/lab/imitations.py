@@ -2,12 +2,12 @@
 
 Each function takes a :class:`Lab`, starts one asyncio server on a loopback address
 and returns an :class:`Imitation` whose ``requests`` list records what the server
-was asked (so tests count requests on the server side). Shapes follow the public
+was asked (so tests count requests on the server side). ESXi's authd on 902 is
+:func:`chanscan.lab.authd_server.add_authd_server`. Shapes follow the public
 documents and published captures:
 
 - vSphere Web Services API reference: ServiceInstance.RetrieveServiceContent and the
   AboutInfo object; ``/sdk/vimServiceVersions.xml`` namespace file.
-- ESXi authd greeting on 902 as nmap's service probes record it.
 - XenAPI wire protocol (https://xapi-project.github.io/xen-api/wire-protocol.html) for
   the XML-RPC ``Failure`` struct; the XAPI welcome page on ``/``.
 - DMTF DSP0226 11 and [MS-WSMV] 3.1.4.16 for WS-Man Identify; [MS-WSMV] 3.1.4.1 /
@@ -63,12 +63,6 @@ VCENTER_80 = vim.VimAbout(
     product_line_id="vpx",
     api_type="VirtualCenter",
     api_version="8.0.2.0",
-)
-
-AUTHD_BANNER = (
-    b"220 VMware Authentication Daemon Version 1.10: SSL Required, "
-    b"ServerDaemonProtocol:SOAP, MKSDisplayProtocol:VNC , VMXARGS supported, "
-    b"NFCSSL supported/t\r\n"
 )
 
 ESXI_DEFAULT_OU = "VMware ESX Server Default Certificate"
@@ -212,19 +206,6 @@ def vsphere_sdk(
         ssl=ctx,
     )
     return Imitation(handle, log, load)
-
-
-def authd(lab: Lab, address: str, port: int = 902) -> Imitation:
-    """ESXi's authd: the greeting line, then (on a real host) TLS; we stop at the line."""
-    log: list[Request] = []
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        log.append(Request("CONNECT", "authd"))
-        writer.write(AUTHD_BANNER)
-        await writer.drain()
-        await asyncio.wait_for(reader.read(4096), 10)
-
-    return Imitation(lab.add_stream_server("authd", address, port, handle), log)
 
 
 def xapi_host(

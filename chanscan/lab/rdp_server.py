@@ -55,6 +55,32 @@ async def _drain_until_eof(reader: asyncio.StreamReader) -> None:
         pass
 
 
+async def answer_connection_request(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    accept: frozenset[str],
+    *,
+    legacy: bool = False,
+) -> tuple[w.ConnectionRequest, int | None] | None:
+    """Read the client's X.224 Connection Request and send the Connection Confirm.
+
+    Returns the request and the selected protocol (None: a failure code was sent), or
+    None when the bytes were not RDP (nothing is sent then). ``legacy`` answers
+    without negotiation data, which selects standard RDP security."""
+    try:
+        request = w.decode_connection_request(await _read_tpkt(reader))
+    except w.RdpWireError:
+        return None
+    if legacy:
+        selected, failure = w.PROTOCOL_RDP, None
+        writer.write(w.encode_connection_confirm())
+    else:
+        selected, failure = choose(request.requested, accept)
+        writer.write(w.encode_connection_confirm(selected=selected, failure=failure))
+    await writer.drain()
+    return request, selected
+
+
 def add_rdp_server(
     lab: Lab,
     address: str,
@@ -75,21 +101,13 @@ def add_rdp_server(
     tls = context or server_context(names)
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            request = w.decode_connection_request(await _read_tpkt(reader))
-        except w.RdpWireError:
-            return  # not RDP: drop the connection, as Windows does
-        if legacy:
-            writer.write(w.encode_connection_confirm())
-            await writer.drain()
-            await _drain_until_eof(reader)
-            return
-        selected, failure = choose(request.requested, allowed)
-        writer.write(w.encode_connection_confirm(selected=selected, failure=failure))
-        await writer.drain()
+        answered = await answer_connection_request(reader, writer, allowed, legacy=legacy)
+        if answered is None:
+            return  # not RDP: dropped, as Windows does
+        _request, selected = answered
         if selected in (w.PROTOCOL_SSL, w.PROTOCOL_HYBRID, w.PROTOCOL_HYBRID_EX):
             await asyncio.wait_for(writer.start_tls(tls), _READ_TIMEOUT)
-        if failure is None:
+        if selected is not None:
             await _drain_until_eof(reader)
 
     return lab.add_stream_server("rdp", address, port, handle)

@@ -8,28 +8,17 @@ Python 3.11 links OpenSSL 3.0 here, which is built without 3DES and RC4, so the
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import ipaddress
 import ssl
 import tempfile
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.x509.oid import NameOID
-
+from chanscan.lab.certs import Issued, LabCA, new_key, self_signed
 from chanscan.lab.core import Handle, Lab, require_loopback
-
-AUTHD_BANNER = (
-    b"220 VMware Authentication Daemon Version 1.10: SSL Required, "
-    b"ServerDaemonProtocol:SOAP, MKSDisplayProtocol:VNC , VMXARGS supported, "
-    b"NFCSSL supported/t\r\n"
-)
+from chanscan.lab.tls_context import context_for
 
 _HTTP_BODY = b"chanscan lab\n"
 
@@ -46,108 +35,46 @@ class CertSpec:
 
 
 @dataclass(frozen=True)
-class Issued:
-    cert_pem: bytes  # leaf first, then the issuing CA when not self-signed
-    key_pem: bytes
-    ca_pem: bytes | None  # the private CA (for --ca-bundle); None when self-signed
+class ServerCert:
+    """A lab server's certificate: the leaf and, unless self-signed, its private CA."""
+
+    leaf: Issued
+    ca: Issued | None = None
+
+    @property
+    def chain(self) -> tuple[Issued, ...]:
+        return () if self.ca is None else (self.ca,)
+
+    @property
+    def cert_pem(self) -> bytes:
+        """The leaf, then the issuing CA: what a server presents."""
+        return self.leaf.pem + b"".join(c.pem for c in self.chain)
+
+    @property
+    def key_pem(self) -> bytes:
+        return self.leaf.key_pem
+
+    @property
+    def ca_pem(self) -> bytes | None:
+        """The private CA (for ``--ca-bundle``); None when self-signed."""
+        return None if self.ca is None else self.ca.pem
 
 
-def _name(cn: str) -> x509.Name:
-    return x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "chanscan lab"),
-            x509.NameAttribute(NameOID.COMMON_NAME, cn),
-        ]
-    )
-
-
-# DER of the AlgorithmIdentifier OIDs (RFC 4055 / RFC 3279): same length, so the TBS
-# can be patched in place.
-_OID_SHA256_RSA = bytes.fromhex("06092a864886f70d01010b")
-_OID_SHA1_RSA = bytes.fromhex("06092a864886f70d010105")
-
-
-def _der(tag: int, body: bytes) -> bytes:
-    n = len(body)
-    if n < 0x80:
-        return bytes([tag, n]) + body
-    size = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes([tag, 0x80 | len(size)]) + size + body
-
-
-def _sign(builder: x509.CertificateBuilder, key: Any, hash_name: str) -> x509.Certificate:
-    """Sign with SHA-256, or with SHA-1 for the weak-signature lab fault: cryptography
-    refuses SHA-1 in the builder, so the SHA-256 TBS gets the SHA-1 OID and is signed
-    by hand (RSA keys only, which is what the "RSA-1024 SHA-1" fault needs)."""
-    cert = builder.sign(key, hashes.SHA256())
-    if hash_name != "sha1":
-        return cert
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise ValueError("the SHA-1 lab fault needs an RSA signing key")
-    tbs = cert.tbs_certificate_bytes.replace(_OID_SHA256_RSA, _OID_SHA1_RSA, 1)
-    signature = key.sign(tbs, padding.PKCS1v15(), hashes.SHA1())
-    alg = _der(0x30, _OID_SHA1_RSA + b"\x05\x00")
-    der = _der(0x30, tbs + alg + _der(0x03, b"\x00" + signature))
-    return x509.load_der_x509_certificate(der)
-
-
-def _san(names: Sequence[str]) -> x509.SubjectAlternativeName:
-    entries: list[x509.GeneralName] = []
-    for n in names:
-        try:
-            entries.append(x509.IPAddress(ipaddress.ip_address(n)))
-        except ValueError:
-            entries.append(x509.DNSName(n))
-    return x509.SubjectAlternativeName(entries)
-
-
-def issue(spec: CertSpec) -> Issued:
-    """A leaf (and, unless self-signed, a private CA) as PEM."""
-    now = dt.datetime.now(dt.UTC)
-    key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
-    key = (
-        rsa.generate_private_key(65537, spec.rsa_bits)
-        if spec.key == "rsa"
-        else ec.generate_private_key(ec.SECP256R1())
-    )
-    not_before = now + dt.timedelta(days=spec.not_before_days)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(spec.names[0]))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_before + dt.timedelta(days=spec.days_valid))
-        .add_extension(_san(spec.names), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
+def issue(spec: CertSpec) -> ServerCert:
+    """A leaf as ``spec`` says, self-signed or from a fresh private CA."""
+    key = new_key("rsa", spec.rsa_bits) if spec.key == "rsa" else new_key()
+    start = datetime.now(UTC) + timedelta(days=spec.not_before_days)
     if spec.self_signed:
-        cert = _sign(builder.issuer_name(_name(spec.names[0])), key, spec.hash)
-        return Issued(cert.public_bytes(serialization.Encoding.PEM), key_pem, None)
-    ca_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey = (
-        rsa.generate_private_key(65537, 2048)
-        if spec.hash == "sha1"
-        else ec.generate_private_key(ec.SECP256R1())
+        leaf = self_signed(
+            *spec.names, key=key, hash_name=spec.hash, not_before=start, days=spec.days_valid
+        )
+        return ServerCert(leaf)
+    # A SHA-1 signature needs an RSA issuer (see certs._sign_sha1).
+    ca = LabCA("chanscan lab private CA", key=new_key("rsa", 2048) if spec.hash == "sha1" else None)
+    leaf = ca.issue(
+        *spec.names, key=key, hash_name=spec.hash, not_before=start, days=spec.days_valid
     )
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name("chanscan lab private CA"))
-        .issuer_name(_name("chanscan lab private CA"))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=2))
-        .not_valid_after(now + dt.timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    cert = _sign(builder.issuer_name(ca_cert.subject), ca_key, spec.hash)
-    ca_pem = ca_cert.public_bytes(serialization.Encoding.PEM)
-    return Issued(cert.public_bytes(serialization.Encoding.PEM) + ca_pem, key_pem, ca_pem)
+    return ServerCert(leaf, ca.issued)
 
 
 @dataclass(frozen=True)
@@ -170,26 +97,15 @@ LEGACY = ServerProfile(
 )
 
 
-def server_context(issued: Issued, profile: ServerProfile = MODERN) -> ssl.SSLContext:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    with warnings.catch_warnings():
-        # Python deprecates TLS 1.0/1.1; the legacy lab server exists to offer them.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        ctx.minimum_version = profile.minimum
-        ctx.maximum_version = profile.maximum
-    # Set before loading the chain: SECLEVEL decides whether a 1024-bit key loads.
-    ctx.set_ciphers(profile.ciphers)
-    # Python's SSLContext turns server preference on by default; undo it when asked.
-    if profile.server_preference:
-        ctx.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
-    else:
-        ctx.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
-    with tempfile.TemporaryDirectory(prefix="chanscan-lab-") as tmp:
-        cert, key = Path(tmp, "cert.pem"), Path(tmp, "key.pem")
-        cert.write_bytes(issued.cert_pem)
-        key.write_bytes(issued.key_pem)
-        ctx.load_cert_chain(cert, key)
-    return ctx
+def profile_context(issued: ServerCert, profile: ServerProfile = MODERN) -> ssl.SSLContext:
+    return context_for(
+        issued.leaf,
+        issued.chain,
+        minimum=profile.minimum,
+        maximum=profile.maximum,
+        ciphers=profile.ciphers,
+        server_preference=profile.server_preference,
+    )
 
 
 async def _http_handler(
@@ -212,7 +128,7 @@ def python_tls_server(
     lab: Lab,
     address: str,
     port: int,
-    issued: Issued,
+    issued: ServerCert,
     profile: ServerProfile = MODERN,
     *,
     hsts: str | None = None,
@@ -226,7 +142,7 @@ def python_tls_server(
     ``reject_ip_sni`` answers an IP literal in SNI with illegal_parameter, as strict
     stacks do (RFC 6066 section 3 forbids it)."""
     require_loopback(address)
-    ctx = server_context(issued, profile)
+    ctx = profile_context(issued, profile)
     if sni_log is not None or reject_ip_sni:
 
         def on_sni(
@@ -350,22 +266,6 @@ def single_worker_server(lab: Lab, address: str, port: int, backend_port: int) -
     return lab.add_stream_server("single-worker", address, port, handler)
 
 
-def authd_server(
-    lab: Lab, address: str, port: int, issued: Issued, profile: ServerProfile = MODERN
-) -> Handle:
-    """ESXi authd (902) look-alike: the plaintext 220 line, then a TLS handshake."""
-    require_loopback(address)
-    ctx = server_context(issued, profile)
-
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(AUTHD_BANNER)
-        await writer.drain()
-        await asyncio.wait_for(writer.start_tls(ctx), 10)
-        await _http_handler(reader, writer, None)
-
-    return lab.add_stream_server("authd", address, port, handler)
-
-
 def plaintext_http_server(lab: Lab, address: str, port: int) -> Handle:
     """WinRM-HTTP (5985) / port 80 look-alike: answers anything with plaintext HTTP."""
 
@@ -381,7 +281,7 @@ def openssl_server(
     lab: Lab,
     address: str,
     port: int,
-    issued: Issued,
+    issued: ServerCert,
     extra_args: Sequence[str] = (),
     name: str = "openssl-s_server",
 ) -> Handle:
@@ -389,9 +289,7 @@ def openssl_server(
     require_loopback(address)
     host = f"[{address}]" if ":" in address else address
     with tempfile.TemporaryDirectory(prefix="chanscan-lab-") as tmp:
-        cert, key = Path(tmp, "cert.pem"), Path(tmp, "key.pem")
-        cert.write_bytes(issued.cert_pem)
-        key.write_bytes(issued.key_pem)
+        cert, key = issued.leaf.write(Path(tmp), "server")
         argv = [
             "openssl",
             "s_server",
@@ -405,10 +303,9 @@ def openssl_server(
             str(key),
             *extra_args,
         ]
-        if issued.ca_pem is not None:
+        if issued.ca is not None:
             # s_server sends only the first certificate of -cert; the rest goes here.
-            chain = Path(tmp, "chain.pem")
-            chain.write_bytes(issued.ca_pem)
+            chain, _ = issued.ca.write(Path(tmp), "chain")
             argv += ["-cert_chain", str(chain)]
         # s_server reads the files at start-up; add_process returns once it listens.
         return lab.add_process(name, address, port, argv)
