@@ -19,7 +19,7 @@ from pathlib import Path
 
 from chanscan.lab import Handle, Lab, LabError, require_loopback
 from chanscan.lab.ssh_servers import sshd_available, start_legacy_asyncssh, start_sshd
-from chanscan.lab.tls_servers import CertSpec, Issued, issue, openssl_server
+from chanscan.lab.tls_servers import CertSpec, ServerCert, issue, openssl_server
 
 FRONT_NET = "127.60.1."
 BACK_NET = "127.60.2."
@@ -132,7 +132,7 @@ def nginx_available() -> bool:
 
 
 def start_nginx(
-    lab: Lab, address: str, port: int, issued: Issued, *, legacy: bool, name: str
+    lab: Lab, address: str, port: int, issued: ServerCert, *, legacy: bool, name: str
 ) -> Handle:
     """A real nginx (Debian's build) with its own prefix, config and pid in a temp dir."""
     require_loopback(address)

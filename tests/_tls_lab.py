@@ -13,7 +13,7 @@ from chanscan.lab.tls_servers import (
     LEGACY,
     MODERN,
     CertSpec,
-    Issued,
+    ServerCert,
     ServerProfile,
     issue,
     openssl_server,
@@ -40,7 +40,7 @@ class Served:
     name: str
     address: str
     port: int
-    issued: Issued
+    issued: ServerCert
 
     def endpoint(self, by_name: bool = False) -> Endpoint:
         return Endpoint(NAME if by_name else self.address, self.address, self.port)

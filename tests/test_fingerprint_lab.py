@@ -17,6 +17,7 @@ from chanscan.fingerprint import MAX_REQUESTS, Fingerprinter, fingerprint_endpoi
 from chanscan.fingerprint.fold import fold_host, is_conflicted
 from chanscan.lab import Lab
 from chanscan.lab import imitations as im
+from chanscan.lab.authd_server import AUTHD_BANNER
 from chanscan.model import Channel, Endpoint, EndpointResult, PlatformInfo, Status
 from chanscan.probes.base import ScanOptions
 from chanscan.rules import platform as platform_rules
@@ -155,7 +156,7 @@ async def test_rdp_credssp_identified(lab: Lab, sched: Scheduler) -> None:
 @pytest.mark.parametrize(
     ("address", "port", "line", "channel", "product", "confidence"),
     [
-        ("127.40.5.1", 902, im.AUTHD_BANNER, Channel.AUTHD, "ESXi", "medium"),
+        ("127.40.5.1", 902, AUTHD_BANNER, Channel.AUTHD, "ESXi", "medium"),
         ("127.40.5.2", 2222, b"SSH-2.0-OpenSSH_for_Windows_8.1\r\n", Channel.SSH, "Hyper-V", "low"),
         ("127.40.5.3", 2222, b"SSH-2.0-mpSSH_0.2.1\r\n", Channel.SSH, "BMC", "medium"),
     ],

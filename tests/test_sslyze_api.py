@@ -20,8 +20,9 @@ from sslyze.plugins.scan_commands import ScanCommand, ScanCommandsRepository
 from sslyze.server_connectivity import ServerConnectivityInfo, TlsVersionEnum
 from sslyze.server_setting import ServerNetworkConfiguration
 
+from chanscan.lab.authd_server import AUTHD_BANNER, add_authd_server
 from chanscan.lab.core import Lab, free_port
-from chanscan.lab.tls_servers import AUTHD_BANNER, CertSpec, authd_server, issue
+from chanscan.lab.tls_servers import CertSpec
 from chanscan.model import Endpoint
 from chanscan.probes import tls_jobs
 from chanscan.probes.base import ScanOptions
@@ -128,7 +129,7 @@ def test_sslyze_on_its_own_sends_the_ip_as_sni(lab: Lab) -> None:
 
 def test_preface_hook_reads_the_authd_line_and_counts_connections(lab: Lab) -> None:
     port = free_port(ADDR)
-    authd_server(lab, ADDR, port, issue(CertSpec()))
+    add_authd_server(lab, ADDR, port)
     info = server_info(Endpoint(ADDR, ADDR, port), preface=True)
     config = info.network_configuration
     assert isinstance(config, ChanscanNetworkConfiguration)
@@ -145,7 +146,7 @@ def test_preface_hook_reads_the_authd_line_and_counts_connections(lab: Lab) -> N
 
 def test_without_the_preface_hook_sslyze_fails_on_authd(lab: Lab) -> None:
     port = free_port(ADDR)
-    authd_server(lab, ADDR, port, issue(CertSpec()))
+    add_authd_server(lab, ADDR, port)
     with pytest.raises(tls_jobs.ConnectionToServerFailed):
         server_info(
             Endpoint(ADDR, ADDR, port), preface=False, options=ScanOptions(network_timeout=1)

@@ -15,13 +15,12 @@ from cryptography.utils import CryptographyDeprecationWarning
 from sslyze.plugins.scan_commands import ScanCommand
 
 from chanscan import serde
+from chanscan.lab.authd_server import add_authd_server
 from chanscan.lab.core import Lab, free_port
 from chanscan.lab.tls_servers import (
     LEGACY,
     CertSpec,
-    authd_server,
     hello_intolerant_proxy,
-    issue,
     plaintext_http_server,
     single_worker_server,
     version_intolerant_proxy,
@@ -188,7 +187,7 @@ async def test_ip_scan_sends_no_sni_to_a_strict_server(lab: Lab) -> None:
 
 async def test_authd_banner_then_tls(lab: Lab) -> None:
     port = free_port(ADDR)
-    authd_server(lab, ADDR, port, issue(CertSpec(names=(ADDR,))))
+    add_authd_server(lab, ADDR, port, names=(ADDR,))
     result = await probe_once(Endpoint(ADDR, ADDR, port), TlsProbe(Channel.AUTHD))
     obs = tls_of(result)
     assert obs.preface is not None and obs.preface.startswith("220 VMware Authentication Daemon")
@@ -261,7 +260,7 @@ async def test_scan_with_a_tarpit_finishes_the_rest(lab: Lab, modern: Served) ->
     tarpit = free_port(ADDR)
     lab.tarpit(ADDR, tarpit)
     authd = free_port(ADDR)
-    authd_server(lab, ADDR, authd, issue(CertSpec(names=(ADDR,))))
+    add_authd_server(lab, ADDR, authd, names=(ADDR,))
     endpoints = [
         Endpoint(ADDR, ADDR, tarpit),
         modern.endpoint(by_name=True),

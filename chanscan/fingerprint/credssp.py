@@ -10,63 +10,56 @@ no credentials.
 
 from __future__ import annotations
 
-import struct
-
 from chanscan.errors import ProtocolError
+from chanscan.probes import rdp_wire as w
 
-PROTOCOL_RDP = 0
-PROTOCOL_SSL = 1
-PROTOCOL_HYBRID = 2
-PROTOCOL_HYBRID_EX = 8
+# The X.224 negotiation is rdp_wire's; these names stay for the fingerprint's callers.
+PROTOCOL_RDP = w.PROTOCOL_RDP
+PROTOCOL_SSL = w.PROTOCOL_SSL
+PROTOCOL_HYBRID = w.PROTOCOL_HYBRID
+PROTOCOL_HYBRID_EX = w.PROTOCOL_HYBRID_EX
 
-TYPE_RDP_NEG_REQ = 1
-TYPE_RDP_NEG_RSP = 2
-TYPE_RDP_NEG_FAILURE = 3
+TYPE_RDP_NEG_REQ = w.TYPE_RDP_NEG_REQ
+TYPE_RDP_NEG_RSP = w.TYPE_RDP_NEG_RSP
+TYPE_RDP_NEG_FAILURE = w.TYPE_RDP_NEG_FAILURE
 
 TS_REQUEST_VERSION = 6  # [MS-CSSP] 2.2.1: the highest version the client supports
 
 
 def connection_request(requested: int = PROTOCOL_SSL | PROTOCOL_HYBRID) -> bytes:
-    neg = struct.pack("<BBHI", TYPE_RDP_NEG_REQ, 0, 8, requested)
-    x224 = bytes([6 + len(neg), 0xE0, 0, 0, 0, 0, 0]) + neg  # CR TPDU, class 0
-    return struct.pack(">BBH", 3, 0, 4 + len(x224)) + x224  # TPKT (RFC 1006)
+    return w.encode_connection_request(requested)
 
 
 def connection_confirm(selected: int) -> bytes:
-    neg = struct.pack("<BBHI", TYPE_RDP_NEG_RSP, 0, 8, selected)
-    x224 = bytes([6 + len(neg), 0xD0, 0, 0, 0x12, 0x34, 0]) + neg  # CC TPDU
-    return struct.pack(">BBH", 3, 0, 4 + len(x224)) + x224
+    return w.encode_connection_confirm(selected=selected)
 
 
 def tpkt_length(header: bytes) -> int:
-    if len(header) < 4 or header[0] != 3:
-        raise ProtocolError("not a TPKT header (RDP expected)")
-    return int(struct.unpack(">H", header[2:4])[0])
+    try:
+        return w.tpkt_length(header)
+    except w.RdpWireError as exc:
+        raise ProtocolError(f"not a TPKT header (RDP expected): {exc}") from exc
 
 
 def parse_confirm(tpkt: bytes) -> int:
     """The selected protocol of an X.224 Connection Confirm; ProtocolError otherwise."""
-    if len(tpkt) < 11 or tpkt[5] & 0xF0 != 0xD0:
-        raise ProtocolError("no X.224 Connection Confirm")
-    if len(tpkt) < 19:
-        return PROTOCOL_RDP  # no RDP_NEG_RSP: a legacy server speaking standard RDP only
-    neg_type = tpkt[11]
-    value = int(struct.unpack("<I", tpkt[15:19])[0])
-    if neg_type == TYPE_RDP_NEG_FAILURE:
-        raise ProtocolError(f"RDP negotiation failure code {value}")
-    if neg_type != TYPE_RDP_NEG_RSP:
-        raise ProtocolError(f"unexpected RDP negotiation type {neg_type}")
-    return value
+    try:
+        confirm = w.decode_connection_confirm(tpkt)
+    except w.RdpWireError as exc:
+        raise ProtocolError(f"no X.224 Connection Confirm: {exc}") from exc
+    if confirm.failure is not None:
+        raise ProtocolError(f"RDP negotiation failure code {confirm.failure}")
+    # No RDP_NEG_RSP: a legacy server speaking standard RDP only.
+    return PROTOCOL_RDP if confirm.selected is None else confirm.selected
 
 
 def parse_request(tpkt: bytes) -> int:
     """The requested protocols of an X.224 Connection Request (for the lab)."""
-    if len(tpkt) < 11 or tpkt[5] & 0xF0 != 0xE0:
-        raise ProtocolError("no X.224 Connection Request")
-    idx = tpkt.find(bytes([TYPE_RDP_NEG_REQ, 0, 8, 0]), 11)
-    if idx < 0 or idx + 8 > len(tpkt):
-        return PROTOCOL_RDP
-    return int(struct.unpack("<I", tpkt[idx + 4 : idx + 8])[0])
+    try:
+        request = w.decode_connection_request(tpkt)
+    except w.RdpWireError as exc:
+        raise ProtocolError(f"no X.224 Connection Request: {exc}") from exc
+    return PROTOCOL_RDP if request.requested is None else request.requested
 
 
 # -- minimal DER (only what TSRequest needs) -----------------------------------------

@@ -28,7 +28,9 @@ from typing import Any
 from chanscan.fingerprint import credssp, ntlm, vim, wsman, xapi
 from chanscan.lab.certs import self_signed
 from chanscan.lab.core import Handle, Lab
+from chanscan.lab.rdp_server import answer_connection_request
 from chanscan.lab.tls_context import context_for
+from chanscan.probes.rdp_wire import PROTOCOL_HYBRID
 
 # Real builds (see chanscan/rules/data/vmware_builds.toml for the sources).
 ESXI_67 = vim.VimAbout(
@@ -304,6 +306,10 @@ def winrm(
     return Imitation(handle, log, load)
 
 
+# A host with NLA required: CredSSP is the only protocol it selects.
+_NLA_ONLY = frozenset({"hybrid"})
+
+
 def rdp(
     lab: Lab, address: str, port: int = 3389, *, identity: WindowsIdentity = WindowsIdentity()
 ) -> Imitation:
@@ -313,14 +319,13 @@ def rdp(
     ctx = _server_context(identity.dns_computer)
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await asyncio.wait_for(reader.readexactly(4), 10)
-        rest = await asyncio.wait_for(reader.readexactly(credssp.tpkt_length(head) - 4), 10)
-        requested = credssp.parse_request(head + rest)
-        log.append(Request("X224", f"requested={requested}"))
-        if not requested & credssp.PROTOCOL_HYBRID:
+        answered = await answer_connection_request(reader, writer, _NLA_ONLY)
+        if answered is None:
             return
-        writer.write(credssp.connection_confirm(credssp.PROTOCOL_HYBRID))
-        await writer.drain()
+        request, selected = answered
+        log.append(Request("X224", f"requested={request.requested or 0}"))
+        if selected != PROTOCOL_HYBRID:
+            return
         await writer.start_tls(ctx)
         buf = b""
         total: int | None = None

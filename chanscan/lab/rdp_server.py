@@ -72,7 +72,7 @@ async def answer_connection_request(
     except w.RdpWireError:
         return None
     if legacy:
-        selected, failure = w.PROTOCOL_RDP, None
+        selected: int | None = w.PROTOCOL_RDP
         writer.write(w.encode_connection_confirm())
     else:
         selected, failure = choose(request.requested, accept)
