@@ -53,6 +53,16 @@ def _positive_int(text: str) -> int:
     return int(text)
 
 
+def _table_format(text: str) -> str:
+    from tabulate import tabulate_formats
+
+    if text not in tabulate_formats:
+        raise argparse.ArgumentTypeError(
+            f"unknown table format {text!r} (one of {', '.join(sorted(tabulate_formats))})"
+        )
+    return text
+
+
 def _add_output_args(p: argparse.ArgumentParser) -> None:
     out = p.add_argument_group("output")
     out.add_argument(
@@ -68,7 +78,10 @@ def _add_output_args(p: argparse.ArgumentParser) -> None:
     out.add_argument("-v", "--verbose", action="store_true", help="add the findings table")
     out.add_argument("--by-host", action="store_true", help="add a per-host rollup table")
     out.add_argument(
-        "--table-format", default="simple", help="tabulate format: plain, simple, github, grid..."
+        "--table-format",
+        type=_table_format,
+        default="simple",
+        help="tabulate format: plain, simple, github, grid...",
     )
     out.add_argument("--no-color", action="store_true", help="never colour (NO_COLOR also works)")
     gate = p.add_argument_group("gate")

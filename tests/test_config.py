@@ -158,6 +158,10 @@ def test_bad_targets_file_is_one_line_exit_2(
         (["scan", "192.0.2.1", "--min-grade", "Z"], "unknown grade 'Z'"),
         (["report", "/nonexistent/scan.json"], "cannot read"),
         (["frobnicate"], "invalid choice"),
+        (["report", "x.json", "--table-format", "fancy"], "unknown table format 'fancy'"),
+        (["scan", "192.0.2.1", "--policy", "nist-9000"], "nist-9000"),
+        (["scan", "192.0.2.1", "--waivers", "/nonexistent/w.toml"], "w.toml"),
+        (["scan", "192.0.2.1", "--ca-bundle", "/nonexistent/ca.pem"], "--ca-bundle"),
     ],
 )
 def test_bad_command_lines_are_one_line_exit_2(
