@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from obs_builders import certificate, checks_for, kexinit, make_finding, openssh
+
 from chanscan.model import (
-    Axis,
     Channel,
     EndpointResult,
     Finding,
@@ -18,7 +19,7 @@ from chanscan.model import (
     Status,
 )
 from chanscan.obs.rdp import RdpObservation
-from chanscan.obs.ssh import HostKey, KexInit, SshObservation
+from chanscan.obs.ssh import HostKey, SshObservation
 from chanscan.obs.tls import (
     Certificate,
     CertificateChecks,
@@ -86,17 +87,14 @@ def cert(
     not_before: str = "2026-01-01T00:00:00+00:00",
     not_after: str = "2026-12-01T00:00:00+00:00",
 ) -> Certificate:
-    return Certificate(
-        subject=f"CN={HOST}",
-        issuer=f"CN={HOST}" if self_signed else "CN=Example Issuing CA",
-        serial="01",
-        not_before=not_before,
-        not_after=not_after,
-        san_dns=(HOST,),
+    return certificate(
+        HOST,
         key_type=key_type,
         key_bits=key_bits,
-        signature_hash=signature_hash,
         self_signed=self_signed,
+        signature_hash=signature_hash,
+        not_before=not_before,
+        not_after=not_after,
     )
 
 
@@ -107,14 +105,7 @@ def checks(
     custom: bool | None = None,
     matches: bool | None = True,
 ) -> CertificateChecks:
-    return CertificateChecks(
-        chain=(leaf or cert(),),
-        name_checked=HOST,
-        hostname_matches=matches,
-        trusted_system=trusted,
-        trusted_custom=custom,
-        chain_complete=True,
-    )
+    return checks_for(leaf or cert(), HOST, trusted=trusted, custom=custom, matches=matches)
 
 
 def tls_obs(
@@ -174,24 +165,16 @@ LEGACY_ESXI6_FINDINGS = (
 
 
 def modern_ssh(**kw: object) -> SshObservation:
-    base = SshObservation(
-        identification="SSH-2.0-OpenSSH_10.0",
-        protocol_version="2.0",
-        software="OpenSSH_10.0",
-        product="OpenSSH",
-        product_version="10.0",
-        kexinit=KexInit(
+    base = openssh(
+        "10.0",
+        kexinit(
             kex=("mlkem768x25519-sha256", "curve25519-sha256", "kex-strict-s-v00@openssh.com"),
             host_key=("ssh-ed25519", "rsa-sha2-512"),
-            ciphers_c2s=("chacha20-poly1305@openssh.com", "aes256-gcm@openssh.com"),
-            ciphers_s2c=("chacha20-poly1305@openssh.com", "aes256-gcm@openssh.com"),
-            macs_c2s=("hmac-sha2-256-etm@openssh.com",),
-            macs_s2c=("hmac-sha2-256-etm@openssh.com",),
-            compression_c2s=("none",),
-            compression_s2c=("none",),
+            ciphers=("chacha20-poly1305@openssh.com", "aes256-gcm@openssh.com"),
+            macs=("hmac-sha2-256-etm@openssh.com",),
         ),
-        host_keys=(HostKey("ssh-ed25519", "ssh-ed25519", 256, "SHA256:x", verified=True),),
-        auth_methods=("publickey",),
+        (HostKey("ssh-ed25519", "ssh-ed25519", 256, "SHA256:x", verified=True),),
+        ("publickey",),
     )
     return replace(base, **kw)  # type: ignore[arg-type]
 
@@ -199,31 +182,25 @@ def modern_ssh(**kw: object) -> SshObservation:
 def legacy_esxi6_ssh() -> SshObservation:
     """An ESXi 6.x-era OpenSSH: SHA-1 and 1024-bit group kex, CBC and 3DES, MD5 and SHA-1
     MACs, a DSA host key, zlib before authentication and password logins."""
-    both = {"c2s": ("aes128-ctr", "aes128-cbc", "3des-cbc"), "mac": ("hmac-sha1", "hmac-md5")}
-    return modern_ssh(
-        identification="SSH-2.0-OpenSSH_7.7",
-        software="OpenSSH_7.7",
-        product_version="7.7",
-        kexinit=KexInit(
+    return openssh(
+        "7.7",
+        kexinit(
             kex=("diffie-hellman-group14-sha1", "diffie-hellman-group1-sha1"),
             host_key=("ssh-rsa", "ssh-dss"),
-            ciphers_c2s=both["c2s"],
-            ciphers_s2c=both["c2s"],
-            macs_c2s=both["mac"],
-            macs_s2c=both["mac"],
-            compression_c2s=("none", "zlib"),
-            compression_s2c=("none", "zlib"),
+            ciphers=("aes128-ctr", "aes128-cbc", "3des-cbc"),
+            macs=("hmac-sha1", "hmac-md5"),
+            compression=("none", "zlib"),
         ),
-        host_keys=(
+        (
             HostKey("ssh-rsa", "ssh-rsa", 2048, "SHA256:a", verified=True),
             HostKey("ssh-dss", "ssh-dss", 1024, "SHA256:b", verified=True),
         ),
-        auth_methods=("publickey", "password", "keyboard-interactive"),
+        ("publickey", "password", "keyboard-interactive"),
     )
 
 
 def finding(fid: str, severity: Severity = Severity.MEDIUM, **kw: object) -> Finding:
-    return Finding(id=fid, title=fid, severity=severity, axis=Axis.BOTH, **kw)  # type: ignore[arg-type]
+    return make_finding(fid, severity=severity, **kw)
 
 
 def result(

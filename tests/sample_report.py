@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from obs_builders import certificate, checks_for, kexinit, make_finding, openssh
+
 from chanscan.model import (
     SCHEMA_ID,
     Axis,
@@ -24,10 +26,9 @@ from chanscan.model import (
     Status,
 )
 from chanscan.obs.rdp import RdpObservation
-from chanscan.obs.ssh import HostKey, KexInit, SshObservation
+from chanscan.obs.ssh import HostKey
 from chanscan.obs.tls import (
     Certificate,
-    CertificateChecks,
     CipherSuite,
     HttpInfo,
     ProtocolSupport,
@@ -64,16 +65,13 @@ RSA_CBC = CipherSuite(
 def cert(
     cn: str, spki: str, fp: str, *, bits: int = 2048, self_signed: bool = False
 ) -> Certificate:
-    return Certificate(
-        subject=f"CN={cn}",
-        issuer=f"CN={cn}" if self_signed else "CN=Example Issuing CA,O=Example",
+    return certificate(
+        cn,
+        issuer="CN=Example Issuing CA,O=Example",
         serial="0a1b2c",
         not_before="2026-01-01T00:00:00Z",
         not_after="2027-01-01T00:00:00Z",
-        san_dns=(cn,),
-        key_type="RSA",
         key_bits=bits,
-        signature_hash="sha256",
         self_signed=self_signed,
         sha256_fingerprint=fp,
         spki_sha256=spki,
@@ -99,12 +97,8 @@ def tls_obs(
     return TlsObservation(
         protocols=tuple(protocols),
         groups=("X25519", "secp256r1"),
-        certificate=CertificateChecks(
-            chain=(cert(cn, spki, fp, bits=bits, self_signed=self_signed),),
-            name_checked=cn,
-            hostname_matches=True,
-            trusted_system=not self_signed,
-            chain_complete=True,
+        certificate=checks_for(
+            cert(cn, spki, fp, bits=bits, self_signed=self_signed), cn, trusted=not self_signed
         ),
         http=HttpInfo(status=200, server="envoy", hsts="max-age=31536000"),
     )
@@ -120,12 +114,12 @@ def finding(
     waived: bool = False,
     reason: str | None = None,
 ) -> Finding:
-    return Finding(
-        id=fid,
-        title=title,
-        severity=severity,
-        axis=axis,
-        evidence=evidence,
+    return make_finding(
+        fid,
+        title,
+        severity,
+        axis,
+        evidence,
         remediation=f"Fix {title.lower()} on the management interface.",
         references=("https://ciphersuite.info/", "RFC 8996"),
         waived=waived,
@@ -246,24 +240,16 @@ def sample_report() -> ScanReport:
         banner="SSH-2.0-OpenSSH_7.7",
         connections=6,
         elapsed_ms=1800,
-        ssh=SshObservation(
-            identification="SSH-2.0-OpenSSH_7.7",
-            protocol_version="2.0",
-            software="OpenSSH_7.7",
-            product="OpenSSH",
-            product_version="7.7",
-            kexinit=KexInit(
+        ssh=openssh(
+            "7.7",
+            kexinit(
                 kex=("diffie-hellman-group1-sha1", "curve25519-sha256"),
                 host_key=("ssh-rsa", "ssh-ed25519"),
-                ciphers_c2s=("aes128-cbc", "aes128-ctr"),
-                ciphers_s2c=("aes128-cbc", "aes128-ctr"),
-                macs_c2s=("hmac-sha1",),
-                macs_s2c=("hmac-sha1",),
-                compression_c2s=("none",),
-                compression_s2c=("none",),
+                ciphers=("aes128-cbc", "aes128-ctr"),
+                macs=("hmac-sha1",),
             ),
-            host_keys=(ED25519, RSA1024),
-            auth_methods=("publickey", "keyboard-interactive"),
+            (ED25519, RSA1024),
+            ("publickey", "keyboard-interactive"),
             auth_user="chanscan-probe",
         ),
         findings=(

@@ -39,12 +39,6 @@ class Estate:
     hosts: dict[str, str]  # address -> what it pretends to be
 
 
-def _modern(ctx: ssl.SSLContext) -> ssl.SSLContext:
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.set_ciphers("ECDHE+AESGCM:ECDHE+CHACHA20")
-    return ctx
-
-
 def start_estate(lab: Lab, workdir: Path) -> Estate:
     vc, esx, xen, hv = (f"{BLOCK}.{i}" for i in (10, 20, 30, 40))
 
@@ -52,7 +46,13 @@ def start_estate(lab: Lab, workdir: Path) -> Estate:
     # only, modern SSH.
     vmca = LabCA("CA")
     leaf = vmca.issue(vc, "vcsa01.lab.example", days=365)
-    vsphere_sdk(lab, vc, 443, VCENTER_80, context=_modern(context_for(leaf, [vmca.issued])))
+    vc_ctx = context_for(
+        leaf,
+        [vmca.issued],
+        minimum=ssl.TLSVersion.TLSv1_2,
+        ciphers="ECDHE+AESGCM:ECDHE+CHACHA20",
+    )
+    vsphere_sdk(lab, vc, 443, VCENTER_80, context=vc_ctx)
     start_asyncssh(lab, vc, 22, name="vcsa-ssh", key_types=("ssh-ed25519", "ecdsa-sha2-nistp256"))
 
     # ESXi 6.7: the default self-signed certificate, TLS 1.0 and legacy suites still
