@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import tomllib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 from chanscan.errors import ConfigError, ScopeError
 from chanscan.model import PlatformHint
+from chanscan.userfiles import parse_toml, read_text
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -226,17 +226,8 @@ def _where_value(path: str, text: str, value: str) -> str:
 
 
 def load_inventory(path: Path) -> Inventory:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read targets file: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: targets file is not UTF-8 text") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: malformed TOML: {exc}") from None
-    return inventory_from_dict(data, str(path), text)
+    text = read_text(path, "targets file")
+    return inventory_from_dict(parse_toml(text, str(path)), str(path), text)
 
 
 def _str_list(value: object, where: str, key: str) -> tuple[str, ...]:

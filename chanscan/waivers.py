@@ -17,7 +17,6 @@ finding, so an expired exception is seen instead of silently reopening.
 from __future__ import annotations
 
 import ipaddress
-import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
@@ -26,6 +25,7 @@ from pathlib import Path
 
 from chanscan.errors import ConfigError
 from chanscan.model import Axis, Endpoint, Finding, Severity
+from chanscan.userfiles import parse_toml, read_text
 
 EXPIRED_ID = "waiver.expired"
 _KEYS = frozenset({"finding", "host", "reason", "expires"})
@@ -60,10 +60,7 @@ class Waiver:
 
 
 def parse_waivers(text: str, source: str = "<waivers>") -> tuple[Waiver, ...]:
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
+    raw = parse_toml(text, source)
     unknown = set(raw) - {"waiver"}
     if unknown:
         raise ConfigError(f"{source}: unknown top-level key {sorted(unknown)[0]!r}; use [[waiver]]")
@@ -103,14 +100,7 @@ def _one(entry: object, where: str) -> Waiver:
 
 
 def load_waivers(path: str | Path) -> tuple[Waiver, ...]:
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read waivers file: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{p}: waivers file is not UTF-8") from None
-    return parse_waivers(text, str(p))
+    return parse_waivers(read_text(path, "waivers file"), str(path))
 
 
 def apply_waivers(

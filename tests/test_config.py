@@ -152,7 +152,7 @@ def test_bad_targets_file_is_one_line_exit_2(
         (["scan", "not_a host!"], "is not an address, network, range or host name"),
         (["scan"], "no targets"),
         (["scan", "198.51.0.0/15"], "more than 65536 addresses"),
-        (["scan", "--targets", "/nonexistent/t.toml"], "cannot read targets file"),
+        (["scan", "--targets", "/nonexistent/t.toml"], "no such targets file"),
         (["scan", "192.0.2.1", "--timeout", "-1"], "must be between 0 and 3600"),
         (["scan", "192.0.2.1", "--fail-on", "severe"], "unknown severity 'severe'"),
         (["scan", "192.0.2.1", "--min-grade", "Z"], "unknown grade 'Z'"),

@@ -154,5 +154,5 @@ def test_bad_waiver_files_raise_one_line_config_errors(
 
 
 def test_missing_waiver_file(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="cannot read waivers file"):
+    with pytest.raises(ConfigError, match="no such waivers file"):
         load_waivers(tmp_path / "absent.toml")

@@ -23,7 +23,6 @@ never claims a violation it did not see.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -33,6 +32,7 @@ from chanscan.errors import ConfigError
 from chanscan.model import Axis, EndpointResult, Finding, Severity
 from chanscan.policies import checks
 from chanscan.remediation import platform_of, topic_text
+from chanscan.userfiles import parse_toml, read_text
 
 BUILTIN = ("default", "mozilla-modern", "mozilla-intermediate", "vsphere8-stig")
 
@@ -67,10 +67,7 @@ class Policy:
 
 
 def parse_policy(text: str, source: str = "<policy>") -> Policy:
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
+    raw = parse_toml(text, source)
     extra = set(raw) - _TOP_KEYS
     if extra:
         raise ConfigError(f"{source}: unknown key {sorted(extra)[0]!r}")
@@ -170,14 +167,7 @@ def load_policy(name_or_path: str | Path, policy_file: Path | None = None) -> Po
 
 
 def _load_file(path: Path) -> Policy:
-    try:
-        return parse_policy(path.read_text(encoding="utf-8"), str(path))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such policy file") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read policy file: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: policy file is not UTF-8") from None
+    return parse_policy(read_text(path, "policy file"), str(path))
 
 
 def evaluate_policy(
