@@ -23,7 +23,7 @@ from chanscan.probes.base import ScanOptions
 from chanscan.rules import platform as platform_rules
 from chanscan.scheduler import EndpointContext, ResultCollector, Scheduler, scan_endpoints
 
-OPTIONS = ScanOptions(network_timeout=5.0)
+OPTIONS = ScanOptions(fingerprint_timeout=5.0)
 
 
 @pytest.fixture
@@ -247,7 +247,7 @@ async def test_per_host_budget_holds(lab: Lab) -> None:
 
 async def test_silent_server_costs_the_signal_not_the_endpoint(lab: Lab) -> None:
     handle = lab.tarpit("127.40.8.1", 443)
-    sched = Scheduler(replace(OPTIONS, network_timeout=0.3), {})
+    sched = Scheduler(replace(OPTIONS, fingerprint_timeout=0.3), {})
     try:
         ctx = EndpointContext(sched, Endpoint(handle.address, handle.address, handle.port))
         with trio.fail_after(10):

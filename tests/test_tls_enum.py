@@ -12,8 +12,19 @@ from sslyze.server_connectivity import ServerConnectivityInfo, TlsVersionEnum
 from chanscan.lab.core import Lab, free_port
 from chanscan.lab.tls_servers import LEGACY, CertSpec, hello_intolerant_proxy
 from chanscan.probes import tls_enum
+from chanscan.probes.tls import fetch_chain, pem_chain_to_der
 from chanscan.probes.tls_enum import Chain, ChainResult
-from chanscan.probes.tls_jobs import ChanscanNetworkConfiguration, run_command
+from chanscan.probes.tls_jobs import (
+    ChanscanNetworkConfiguration,
+    accepts_rsa_kex,
+    finish_command,
+    robot_jobs,
+    robot_key,
+    robot_version,
+    robot_without_rsa,
+    run_command,
+    run_jobs,
+)
 from tests._tls_lab import (
     NAME,
     Served,
@@ -156,3 +167,83 @@ def test_chain_plan_covers_sslyze_exactly() -> None:
         planned = [s for c in chains if c.version is v for s in c.suites]
         assert len(planned) == len(set(planned))
         assert set(planned) == CipherSuitesRepository.get_all_cipher_suites(v)
+
+
+def _robot_version_results(info: ServerConnectivityInfo) -> list[ChainResult]:
+    _, results = eliminate_all(info)
+    version = robot_version(info)
+    return [r for r in results if r.chain.version is version]
+
+
+def test_robot_verdict_without_rsa_kex_is_sslyzes_own(servers: dict[str, Served]) -> None:
+    """No RSA key exchange accepted at ROBOT's version: the probe reports sslyze's
+    verdict without ROBOT's handshakes, and sslyze, asked itself, says the same."""
+    info = server_info(servers["python-modern"].endpoint())
+    assert not accepts_rsa_kex(_robot_version_results(info))
+    before = counter_of(info)
+    skipped = robot_without_rsa(info)
+    assert counter_of(info) == before, "the verdict costs no connection"
+    theirs = run_command(info, ScanCommand.ROBOT)
+    assert counter_of(info) - before >= 6  # sslyze's three attempts, two handshakes each
+    assert skipped.error is None and theirs.error is None
+    assert skipped.result.robot_result.name == "NOT_VULNERABLE_RSA_NOT_SUPPORTED"
+    assert skipped.result.robot_result == theirs.result.robot_result
+
+
+@pytest.mark.parametrize("name", ["python-legacy", "openssl-default"])
+def test_robot_with_one_key_fetch_agrees_with_sslyze(servers: dict[str, Served], name: str) -> None:
+    info = server_info(servers[name].endpoint())
+    assert accepts_rsa_kex(_robot_version_results(info))
+    before = counter_of(info)
+    key = robot_key(info)
+    assert key is not None
+    results, failures = run_jobs(robot_jobs(info, key))
+    ours = finish_command(info, ScanCommand.ROBOT, results, failures)
+    cost = counter_of(info) - before
+    theirs = run_command(info, ScanCommand.ROBOT)
+    assert ours.error is None and theirs.error is None
+    assert ours.result.robot_result == theirs.result.robot_result
+    # One key fetch instead of three: sslyze spends at least two handshakes more.
+    assert cost <= 2 + 3 * 5
+    assert counter_of(info) - before - cost >= cost + 2
+
+
+@pytest.mark.parametrize(("name", "expected"), [("python-legacy", False), ("python-modern", True)])
+def test_preference_shown_by_the_picks_matches_the_explicit_check(
+    servers: dict[str, Served], name: str, expected: bool
+) -> None:
+    info = server_info(servers[name].endpoint())
+    chain = next(c for c in tls_enum.plan_chains() if c.label == "TLS_1_2/legacy")
+    result = tls_enum.eliminate(info, chain)
+    assert len(result.accepted) >= 2
+    first, second = (a.cipher_suite for a in result.accepted[:2])
+    explicit, _ = tls_enum.server_prefers_own_order(info, chain, first, second)
+    assert tls_enum.preference_from_picks(result) is expected
+    assert explicit is expected
+    # The order check rode on the elimination: at most one handshake beyond the picks.
+    assert result.handshakes <= len(result.accepted) + 2
+
+
+@pytest.mark.parametrize("name", ["python-modern", "openssl-client-auth"])
+def test_first_tls13_handshake_receives_the_chain_fetch_chain_would(
+    servers: dict[str, Served], name: str
+) -> None:
+    """The probe takes the certificate chain from the TLS 1.3 chain's first handshake
+    instead of a handshake of its own: it must be the very chain sslyze's default
+    connection receives."""
+    info = server_info(servers[name].endpoint())
+    assert info.tls_probing_result.highest_tls_version_supported is TlsVersionEnum.TLS_1_3
+    chain = next(c for c in tls_enum.plan_chains() if c.version is TlsVersionEnum.TLS_1_3)
+    first = tls_enum.eliminate(info, chain, max_picks=tls_enum.FIRST_PICKS)
+    assert first.received_chain
+    assert pem_chain_to_der(first.received_chain) == fetch_chain(info)
+
+
+def test_groups_found_whatever_their_order(servers: dict[str, Served]) -> None:
+    """Common groups are offered first (a right TLS 1.3 key share, no HelloRetry): the
+    set found is still sslyze's, and it costs one handshake per group plus one."""
+    info = server_info(servers["openssl-default"].endpoint())
+    mine = tls_enum.eliminate_groups(info)
+    theirs = run_command(info, ScanCommand.ELLIPTIC_CURVES).result
+    assert {int(g) for g in mine.groups} == {c.openssl_nid for c in theirs.supported_curves}
+    assert mine.handshakes == len(mine.groups) + 1

@@ -13,9 +13,10 @@ per-host budget holds:
   carries the CHALLENGE ([MS-WSMV] 3.1.4; [MS-NLMP] 2.2.1.2).
 - RDP (3389): one CredSSP exchange up to the NTLM CHALLENGE ([MS-CSSP] 3.1.5).
 
-Nothing sent carries a user name, password or hash. Each request's reads are bounded
-by ``options.network_timeout`` (like the probes' own socket timeouts), so a server
-that stalls here costs this signal, not the endpoint's TLS or SSH result.
+Nothing sent carries a user name, password or hash. Each request is bounded by
+``options.fingerprint_timeout`` (2 s), so a server that stalls here costs this signal,
+not the endpoint's TLS or SSH result, and a one-worker appliance is not held up for
+long while the probe waits for it.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ class _Session:
         self._spend()
         request = build_request(method, path, _host_header(self.ctx), headers, body)
         try:
-            with trio.move_on_after(self.ctx.options.network_timeout) as scope:
+            with trio.move_on_after(self.ctx.options.fingerprint_timeout) as scope:
                 async with self.ctx.connection() as raw:
                     stream: trio.abc.Stream = raw
                     if tls:
@@ -118,7 +119,7 @@ class _Session:
     async def credssp(self) -> ntlm.NtlmChallenge | None:
         self._spend()
         try:
-            with trio.move_on_after(self.ctx.options.network_timeout) as scope:
+            with trio.move_on_after(self.ctx.options.fingerprint_timeout) as scope:
                 async with self.ctx.connection() as raw:
                     return await _credssp_exchange(self, raw)
             if scope.cancelled_caught:

@@ -37,6 +37,9 @@ class ScanOptions:
     sniff_timeout: float = 1.5  # wait for a server-first banner (SSH, authd)
     endpoint_deadline: float = 30.0  # the whole probe of one endpoint
     network_timeout: float = 5.0  # one read/handshake inside a probe (sslyze's)
+    # One fingerprinting request: best effort, and short, because a one-worker
+    # appliance serves nothing else while it sits on a request it will not answer.
+    fingerprint_timeout: float = 2.0
     per_host_connections: int = 5  # an ESXi hostd survives this
     global_connections: int = 64
     worker_threads: int = 8  # long-lived threads for blocking work (sslyze/nassl)

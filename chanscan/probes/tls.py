@@ -7,9 +7,12 @@ Order of work, all inside the scheduler's endpoint deadline:
    (``supported_versions``): tells TLS from a plaintext port and from a tarpit (which
    just waits for the deadline), and gives the "modern path" of the negotiation check.
 2. sslyze's connectivity test (highest version, one working suite).
-3. Everything else at once through ``ctx.gather``, long jobs first: ROBOT and
-   renegotiation, the elimination chains (one per TLS version and client build), the
-   groups, the certificate chain, then the short vulnerability commands.
+3. Everything else at once through ``ctx.gather``: ROBOT (held until the elimination
+   at its version shows RSA key exchange, then one key fetch and its three oracle runs
+   in parallel), the elimination chains (one per TLS version and client build), the
+   groups, the certificate chain (taken from the first TLS 1.3 handshake when the
+   server speaks TLS 1.3), then the short vulnerability commands.
+4. Renegotiation last and alone (see ``renegotiation`` below).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import dataclasses
 import functools
 import ssl
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -49,13 +52,16 @@ from chanscan.probes import tls_enum
 from chanscan.probes.base import ProbeContext
 from chanscan.probes.tls_cert import certificate_checks
 from chanscan.probes.tls_jobs import (
-    LONG_COMMANDS,
     CommandOutcome,
     ConnectionCounter,
-    command_jobs,
+    RobotGate,
     connectivity,
     finish_command,
     network_setup,
+    robot_jobs,
+    robot_key,
+    robot_version,
+    robot_without_rsa,
     run_command,
     run_jobs,
 )
@@ -174,6 +180,9 @@ class _Collected:
     groups: tls_enum.GroupsResult | None = None
     chain_der: tuple[bytes, ...] = ()
     not_determined: list[str] = field(default_factory=list)
+    # The chain the first TLS 1.3 handshake received (see ``certificate`` below).
+    tls13_chain: tuple[str, ...] = ()
+    tls13_first: trio.Event = field(default_factory=trio.Event)
 
 
 class JobFailed(ProbeError):
@@ -236,6 +245,10 @@ def fetch_chain(info: ServerConnectivityInfo) -> tuple[bytes, ...]:
         pems = conn.ssl_client.get_received_chain()
     finally:
         conn.close()
+    return pem_chain_to_der(pems)
+
+
+def pem_chain_to_der(pems: Sequence[str]) -> tuple[bytes, ...]:
     return tuple(
         x509.load_pem_x509_certificate(p.encode()).public_bytes(Encoding.DER) for p in pems
     )
@@ -270,7 +283,7 @@ class TlsProbe:
             raise ProtocolError(f"no TLS handshake succeeded: {exc}") from None
         web = not expect_preface and self.opportunistic is None
         got = _Collected()
-        await ctx.gather(self._thunks(ctx, jobs, info, got, web))
+        await self._collect(ctx, jobs, info, got, web)
         troubled = bool(got.not_determined or got.failed_versions) or any(
             o.connection_failures for o in got.outcomes.values()
         )
@@ -291,7 +304,7 @@ class TlsProbe:
         if alone:
             ctx.degrade_host()
             got = _Collected()
-            await ctx.gather(self._thunks(ctx, jobs, info, got, web))
+            await self._collect(ctx, jobs, info, got, web)
         try:
             cert = await ctx.run_in_thread(
                 _certificate, got.chain_der, ep.server_name or ep.address, ctx.options.ca_bundle
@@ -301,6 +314,18 @@ class TlsProbe:
             got.not_determined.append(f"certificate: {exc}")
         return _observation(got, cert, modern_version, preface)
 
+    async def _collect(
+        self,
+        ctx: ProbeContext,
+        jobs: _Jobs,
+        info: ServerConnectivityInfo,
+        got: _Collected,
+        web: bool,
+    ) -> None:
+        together, last = self._thunks(ctx, jobs, info, got, web)
+        await ctx.gather(together)
+        await last()
+
     def _thunks(
         self,
         ctx: ProbeContext,
@@ -308,29 +333,63 @@ class TlsProbe:
         info: ServerConnectivityInfo,
         got: _Collected,
         web: bool,
-    ) -> list[Callable[[], Awaitable[None]]]:
-        async def command(cmd: ScanCommand) -> None:
-            if cmd in LONG_COMMANDS:
-                # Independent jobs that each hold a connection for long (ROBOT's three
-                # attempts): one thread job each, so they overlap.
-                planned = command_jobs(info, cmd)
-                parts = await ctx.gather(
-                    [functools.partial(jobs.call, run_jobs, [job]) for job in planned]
-                )
-                results = [r for rs, _ in parts for r in rs]
-                outcome = finish_command(info, cmd, results, sum(f for _, f in parts))
-            else:
-                outcome = await jobs.call(run_command, info, cmd, ctx.options.ca_bundle)
+    ) -> tuple[list[Callable[[], Awaitable[None]]], Callable[[], Awaitable[None]]]:
+        """(what runs at once, what runs alone after it)."""
+        highest = info.tls_probing_result.highest_tls_version_supported
+
+        def record(outcome: CommandOutcome) -> None:
             if outcome.connection_failures >= 2:
                 ctx.degrade_host()
-            got.outcomes[cmd] = outcome
+            got.outcomes[outcome.command] = outcome
             if outcome.error is not None:
-                got.not_determined.append(f"{cmd.value}: {outcome.error}")
+                got.not_determined.append(f"{outcome.command.value}: {outcome.error}")
+
+        async def robot() -> None:
+            if not await gate.wait():
+                record(robot_without_rsa(info))
+                return
+            try:
+                key = await jobs.call_retry(robot_key, info)
+            except JobFailed as exc:
+                record(CommandOutcome(ScanCommand.ROBOT, None, str(exc), 0))
+                return
+            if key is None:
+                record(robot_without_rsa(info))
+                return
+            # The three attempts are independent: one thread job each, so they overlap.
+            parts = await ctx.gather(
+                [functools.partial(jobs.call, run_jobs, [job]) for job in robot_jobs(info, key)]
+            )
+            results = [r for rs, _ in parts for r in rs]
+            record(finish_command(info, ScanCommand.ROBOT, results, sum(f for _, f in parts)))
+
+        async def renegotiation() -> None:
+            # Last and alone, both jobs back to back: after a renegotiation a
+            # one-connection-at-a-time server (openssl s_server) sleeps a whole second
+            # before it serves the next connection; last, nothing of ours waits for it.
+            cmd = ScanCommand.SESSION_RENEGOTIATION
+            record(await jobs.call(run_command, info, cmd, ctx.options.ca_bundle))
+
+        async def command(cmd: ScanCommand) -> None:
+            record(await jobs.call(run_command, info, cmd, ctx.options.ca_bundle))
 
         async def chain(c: tls_enum.Chain) -> None:
             try:
                 first = await jobs.call_retry(tls_enum.eliminate, info, c, tls_enum.FIRST_PICKS)
-                parts = tls_enum.split(first)
+            except JobFailed as exc:
+                got.failed_versions[c.version] = f"{c.label}: {exc}"
+                if gate.relevant(c):
+                    gate.decide(True)  # RSA is not ruled out: let ROBOT see for itself
+                if c.version is TlsVersionEnum.TLS_1_3:
+                    got.tls13_first.set()
+                return
+            if c.version is TlsVersionEnum.TLS_1_3:
+                got.tls13_chain = first.received_chain
+                got.tls13_first.set()
+            if gate.relevant(c):
+                gate.first_phase(first)
+            parts = tls_enum.split(first)
+            try:
                 rest = await ctx.gather(
                     [functools.partial(jobs.call_retry, tls_enum.eliminate, info, p) for p in parts]
                 )
@@ -340,7 +399,11 @@ class TlsProbe:
             results = [first, *rest]
             got.chains[c] = results
             accepted = [a for r in results for a in r.accepted]
-            if len(accepted) >= 2:
+            # Usually the picks themselves show whose order counts: no extra handshake.
+            shown = tls_enum.preference_from_picks(first)
+            if shown is not None:
+                got.preference[c] = shown
+            elif len(accepted) >= 2:
                 try:
                     pref, _ = await jobs.call(
                         tls_enum.server_prefers_own_order,
@@ -360,15 +423,29 @@ class TlsProbe:
                 got.not_determined.append(f"groups: {exc}")
 
         async def certificate() -> None:
+            if highest is TlsVersionEnum.TLS_1_3 and any(
+                c.version is TlsVersionEnum.TLS_1_3 for c in plan
+            ):
+                # fetch_chain's handshake would be the TLS 1.3 chain's first one again:
+                # same client build and hello but the suites, which in TLS 1.3 do not
+                # choose the certificate (RFC 8446 4.4.2.2: signature_algorithms and
+                # SNI do). So that handshake's chain is used.
+                await got.tls13_first.wait()
+                if got.tls13_chain:
+                    try:
+                        got.chain_der = await ctx.run_in_thread(pem_chain_to_der, got.tls13_chain)
+                        return
+                    except ValueError:
+                        pass  # unparseable here: let the dedicated fetch report it
             try:
                 got.chain_der = await jobs.call_retry(fetch_chain, info)
             except JobFailed as exc:
                 got.not_determined.append(f"certificate: {exc}")
 
-        thunks: list[Callable[[], Awaitable[None]]] = [
-            functools.partial(command, c) for c in LONG_COMMANDS
-        ]
-        thunks += [functools.partial(chain, c) for c in tls_enum.plan_chains()]
+        plan = tls_enum.plan_chains()
+        gate = RobotGate(robot_version(info), plan)
+        thunks: list[Callable[[], Awaitable[None]]] = [robot]
+        thunks += [functools.partial(chain, c) for c in plan]
         thunks += [groups, certificate]
         quick = list(_QUICK_COMMANDS)
         if info.tls_probing_result.highest_tls_version_supported is TlsVersionEnum.TLS_1_3:
@@ -376,7 +453,7 @@ class TlsProbe:
         if web and ctx.endpoint.port in self.web_ports:
             quick.append(ScanCommand.HTTP_HEADERS)
         thunks += [functools.partial(command, c) for c in quick]
-        return thunks
+        return thunks, renegotiation
 
 
 def _protocols(got: _Collected) -> tuple[ProtocolSupport, ...]:

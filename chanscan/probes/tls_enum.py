@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -55,9 +56,9 @@ from chanscan.obs.tls import CipherSuite as ObsCipherSuite
 # The first phase of a chain stops after this many picks; a version that accepts more
 # has the rest of its candidates enumerated by a few chains in parallel (each costs one
 # extra failing handshake, so small versions are not split at all).
-FIRST_PICKS = 6
+FIRST_PICKS = 10
 # Candidates per parallel chain in the second phase (at most three chains).
-SPLIT_ABOVE = 40
+SPLIT_ABOVE = 60
 # A "short" ClientHello for the hello-intolerance check: well under 256 bytes.
 _SHORT_HELLO_SUITES = 8
 
@@ -93,6 +94,11 @@ class ChainResult:
     finished: bool  # the last handshake failed: nothing in ``remaining`` is accepted
     per_suite: bool = False  # fell back to one suite per handshake
     end_error: str | None = None  # why the last handshake failed
+    # From the third round's reversed offer: True when the server picked its first pick
+    # again (its own order), False when it picked another (the client's order).
+    own_order: bool | None = None
+    # The certificate chain (PEM) the first handshake received, when it was accepted.
+    received_chain: tuple[str, ...] = ()
 
     @property
     def silent_end(self) -> bool:
@@ -108,6 +114,22 @@ def _legacy_tls12_names() -> frozenset[str]:
     )
     client.set_cipher_list("ALL:COMPLEMENTOFALL")
     return frozenset(client.get_cipher_list())
+
+
+def preference_from_picks(result: ChainResult) -> bool | None:
+    """The server's own order (True) or the client's (False), when the elimination
+    itself showed it: from the third round's reversed offer, or True when the server
+    picked a suite while one it picked next stood earlier in the same offer. None:
+    not shown, ask with a handshake."""
+    if result.per_suite:
+        return None  # accepted suites were not picks from one offer
+    if result.own_order is not None:
+        return result.own_order
+    position = {s: i for i, s in enumerate(result.chain.suites)}
+    picks = [position[a.cipher_suite] for a in result.accepted if a.cipher_suite in position]
+    if any(later < earlier for earlier, later in itertools.pairwise(picks)):
+        return True
+    return None
 
 
 def plan_chains() -> list[Chain]:
@@ -190,9 +212,22 @@ class _Pick:
     # The server accepted one of the offer but the client cannot say which (a server
     # that requires a client certificate stops the handshake before nassl knows).
     unnamed: bool = False
+    received_chain: tuple[str, ...] = ()  # PEM, as sent; only when asked for
 
 
-def _handshake(info: ServerConnectivityInfo, chain: Chain, offer: Sequence[CipherSuite]) -> _Pick:
+def _received_chain(client: BaseSslClient) -> tuple[str, ...]:
+    try:
+        return tuple(client.get_received_chain())
+    except (OpenSSLError, ValueError):
+        return ()  # no chain to read: the certificate is then fetched on its own
+
+
+def _handshake(
+    info: ServerConnectivityInfo,
+    chain: Chain,
+    offer: Sequence[CipherSuite],
+    keep_chain: bool = False,
+) -> _Pick:
     conn = info.get_preconfigured_tls_connection(
         override_tls_version=chain.version, should_use_legacy_openssl=chain.legacy
     )
@@ -204,13 +239,15 @@ def _handshake(info: ServerConnectivityInfo, chain: Chain, offer: Sequence[Ciphe
             pass  # the server chose a suite before asking for a certificate
         except ServerTlsConfigurationNotSupported:
             pass  # nassl refused the server's tiny DH group: the suite IS accepted
+        received = _received_chain(conn.ssl_client) if keep_chain else ()
         name = conn.ssl_client.get_current_cipher_name()
         if not name:
-            return _Pick(None, conn.ssl_client.get_ephemeral_key(), None, unnamed=True)
+            eph = conn.ssl_client.get_ephemeral_key()
+            return _Pick(None, eph, None, unnamed=True, received_chain=received)
         suite = _lookup(chain.version, name, offer)
         if suite is None:
             return _Pick(None, None, f"server picked {name!r}, which was not offered")
-        return _Pick(suite, conn.ssl_client.get_ephemeral_key(), None)
+        return _Pick(suite, conn.ssl_client.get_ephemeral_key(), None, received_chain=received)
     except (ServerRejectedTlsHandshake, TlsHandshakeTimedOut) as exc:
         return _Pick(None, None, exc.error_message)
     except NoCiphersAvailableBugInSSlyze:
@@ -275,17 +312,56 @@ def eliminate(
     remaining = list(chain.suites)
     accepted: list[CipherSuiteAcceptedByServer] = []
     handshakes = 0
-    for _ in range(len(chain.suites) + 1):  # each round removes a suite or ends
+    # After two picks in offer order, the third round offers the rest reversed, then the
+    # second pick, then the first: a client-order server names a new suite (or the
+    # second pick), a server-order one its first pick again. Whose order counts is then
+    # known at no cost, or for the one handshake a separate check would spend.
+    again: tuple[CipherSuite, CipherSuite] | None = None
+    own_order: bool | None = None
+    received: tuple[str, ...] = ()
+    for _ in range(len(chain.suites) + 2):  # each round removes a suite or ends (+ again)
         if not remaining:
-            return ChainResult(chain, tuple(accepted), (), handshakes, True)
+            return ChainResult(
+                chain,
+                tuple(accepted),
+                (),
+                handshakes,
+                True,
+                own_order=own_order,
+                received_chain=received,
+            )
         if max_picks is not None and len(accepted) >= max_picks:
-            return ChainResult(chain, tuple(accepted), tuple(remaining), handshakes, False)
-        pick = _handshake(info, chain, remaining)
+            return ChainResult(
+                chain,
+                tuple(accepted),
+                tuple(remaining),
+                handshakes,
+                False,
+                own_order=own_order,
+                received_chain=received,
+            )
+        offer = remaining if again is None else [*reversed(remaining), again[1], again[0]]
+        pick = _handshake(info, chain, offer, keep_chain=handshakes == 0)
         handshakes += 1
+        received = received or pick.received_chain
+        if again is not None and pick.suite is not None:
+            own_order = pick.suite == again[0]
+            if pick.suite in again:
+                again = None
+                continue  # nothing new; the rest is offered as usual from here
+        again = None
         if pick.unnamed:
             found: list[CipherSuiteAcceptedByServer] = []
             n = _bisect(info, chain, remaining, found, known_accepted=True)
-            return ChainResult(chain, (*accepted, *found), (), handshakes + n, True, per_suite=True)
+            return ChainResult(
+                chain,
+                (*accepted, *found),
+                (),
+                handshakes + n,
+                True,
+                per_suite=True,
+                received_chain=received,
+            )
         if pick.suite is None:
             if (
                 handshakes == 1
@@ -309,12 +385,23 @@ def eliminate(
                     chain, (*accepted, *alone), (), handshakes + n, True, per_suite=True
                 )
             return ChainResult(
-                chain, tuple(accepted), tuple(remaining), handshakes, True, end_error=pick.error
+                chain,
+                tuple(accepted),
+                tuple(remaining),
+                handshakes,
+                True,
+                end_error=pick.error,
+                own_order=own_order,
+                received_chain=received,
             )
         accepted.append(
             CipherSuiteAcceptedByServer(cipher_suite=pick.suite, ephemeral_key=pick.ephemeral)
         )
         remaining.remove(pick.suite)
+        if handshakes == 2 and len(accepted) == 2 and remaining:
+            first, second = (a.cipher_suite for a in accepted)
+            if chain.suites.index(first) < chain.suites.index(second):
+                again = (first, second)  # else the picks already show the server's order
     raise AssertionError("unreachable: every round removes a suite")
 
 
@@ -347,13 +434,26 @@ class GroupsResult:
     finished: bool
 
 
+# OpenSSL's default group order (ssl/t1_lib.c, supported_groups_default, 1.1.1 and 3.x).
+# The client sends a TLS 1.3 key share for its first group only (RFC 8446 4.2.8); any
+# other pick costs a HelloRetryRequest round trip, and stalls one-connection-at-a-time
+# servers such as ``openssl s_server`` for a second when it arrives late. Listing the
+# common groups first makes the key share usually right; the set found is the same.
+_COMMON_GROUPS = ("X25519", "SECP256R1", "X448", "SECP521R1", "SECP384R1")
+
+
+def _group_rank(nid: OpenSslEcNidEnum) -> tuple[int, int]:
+    common = _COMMON_GROUPS.index(nid.name) if nid.name in _COMMON_GROUPS else len(_COMMON_GROUPS)
+    return common, int(nid)
+
+
 def eliminate_groups(info: ServerConnectivityInfo) -> GroupsResult:
     """Blocking: the (EC)DH groups the server accepts, by elimination over the groups
     sslyze's elliptic-curves command tests, at the highest version, like sslyze."""
     if not info.tls_probing_result.supports_ecdh_key_exchange:
         return GroupsResult((), 0, True)
     version = info.tls_probing_result.highest_tls_version_supported
-    remaining = sorted(OpenSslEcNidEnum.get_supported_by_ssl_client(), key=int)
+    remaining = sorted(OpenSslEcNidEnum.get_supported_by_ssl_client(), key=_group_rank)
     found: list[OpenSslEcNidEnum] = []
     handshakes = 0
     for _ in range(len(remaining) + 1):  # each round removes a group or ends

@@ -28,24 +28,36 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import trio
+from nassl.legacy_ssl_client import LegacySslClient
+from nassl.ssl_client import OpenSslVerifyEnum, OpenSslVersionEnum
 from sslyze.connection_helpers import tls_connection
 from sslyze.errors import ConnectionToServerFailed, TlsHandshakeTimedOut
 from sslyze.plugins.certificate_info.implementation import CertificateInfoExtraArgument
 from sslyze.plugins.plugin_base import ScanJob, ScanJobResult
+from sslyze.plugins.robot import _robot_tester
+from sslyze.plugins.robot.implementation import RobotImplementation
 from sslyze.plugins.scan_commands import ScanCommand, ScanCommandsRepository
-from sslyze.server_connectivity import ServerConnectivityInfo, check_connectivity_to_server
+from sslyze.server_connectivity import (
+    ServerConnectivityInfo,
+    TlsVersionEnum,
+    check_connectivity_to_server,
+)
 from sslyze.server_setting import ServerNetworkConfiguration, ServerNetworkLocation
 
 from chanscan.model import Endpoint
+from chanscan.probes import tls_enum
 from chanscan.probes.base import ScanOptions
 
 # The longest plaintext greeting we accept before TLS (authd's is ~150 bytes).
 _MAX_PREFACE = 1024
 
 # Commands whose jobs hold one connection for a long time (ROBOT sends several
-# oracle probes on one job, renegotiation loops on one connection): start them first
-# so they do not end up as the tail of the endpoint's probe.
+# oracle probes on one job, renegotiation loops on one connection). The probe runs
+# ROBOT's attempts as separate thread jobs (``robot_jobs``) and renegotiation last,
+# alone (see ``TlsProbe``); kept as the list of commands sslyze plans in several jobs.
 LONG_COMMANDS = (ScanCommand.ROBOT, ScanCommand.SESSION_RENEGOTIATION)
+ROBOT_ATTEMPTS = RobotImplementation._TEST_ATTEMPTS_NB
 
 
 class ConnectionCounter:
@@ -300,6 +312,126 @@ def finish_command(
     except Exception as exc:  # the error text is the evidence
         return CommandOutcome(command, None, f"{type(exc).__name__}: {exc}".strip(), failures)
     return CommandOutcome(command, result, None, failures)
+
+
+# -- ROBOT with one key fetch ---------------------------------------------------------------
+# sslyze's three ROBOT attempts each fetch the server's RSA key first (one or two
+# handshakes each) before their five oracle payloads. The key and the suites that
+# reach it do not change between attempts, so it is fetched once, with sslyze's own
+# function and cipher strings, and the three oracle runs reuse it.
+
+_ROBOT_GCM = "AES128-GCM-SHA256:AES256-GCM-SHA384"  # sslyze's first try on TLS 1.2
+
+
+@functools.cache
+def _rsa_kex_names() -> frozenset[str]:
+    # What sslyze's ROBOT test offers to get the server's RSA key: the legacy client's
+    # "RSA" cipher string, i.e. RSA key exchange (its GCM first try is a subset).
+    client = LegacySslClient(
+        ssl_version=OpenSslVersionEnum.TLSV1_2, ssl_verify=OpenSslVerifyEnum.NONE
+    )
+    client.set_cipher_list("RSA")
+    return frozenset(client.get_cipher_list())
+
+
+def robot_version(info: ServerConnectivityInfo) -> TlsVersionEnum:
+    """The version sslyze's ROBOT test uses: TLS 1.2 on a TLS 1.3 server, else the
+    highest one."""
+    highest = info.tls_probing_result.highest_tls_version_supported
+    if highest.value >= TlsVersionEnum.TLS_1_3.value:
+        return TlsVersionEnum.TLS_1_2
+    return highest
+
+
+def may_offer_rsa_kex(chain: tls_enum.Chain) -> bool:
+    """Whether ``chain`` has a candidate sslyze's ROBOT test would offer."""
+    names = _rsa_kex_names()
+    return any(s.openssl_name in names for s in chain.suites)
+
+
+def accepts_rsa_kex(results: Sequence[tls_enum.ChainResult]) -> bool:
+    """Whether any suite sslyze's ROBOT test would offer was accepted in ``results``.
+    With none accepted at ``robot_version``, sslyze's ROBOT cannot connect and reports
+    NOT_VULNERABLE_RSA_NOT_SUPPORTED (plugins/robot/_robot_tester.py, test_robot)."""
+    names = _rsa_kex_names()
+    return any(a.cipher_suite.openssl_name in names for r in results for a in r.accepted)
+
+
+@dataclass(frozen=True)
+class RobotKey:
+    version: TlsVersionEnum
+    cipher_string: str
+    modulus: int
+    exponent: int
+
+
+def robot_key(server_info: ServerConnectivityInfo) -> RobotKey | None:
+    """Blocking, one or two handshakes: what each sslyze ROBOT attempt starts with
+    (``_robot_tester.test_robot``): TLS 1.2 on a TLS 1.3 server, the RSA GCM suites
+    first there, then any RSA key exchange. None: no RSA key exchange."""
+    version = robot_version(server_info)
+    candidates = [_ROBOT_GCM, "RSA"] if version is TlsVersionEnum.TLS_1_2 else ["RSA"]
+    for cipher_string in candidates:
+        numbers = _robot_tester._get_rsa_parameters(server_info, version, cipher_string)
+        if numbers is not None:
+            return RobotKey(version, cipher_string, numbers.n, numbers.e)
+    return None
+
+
+def robot_jobs(server_info: ServerConnectivityInfo, key: RobotKey) -> list[ScanJob]:
+    """sslyze's three oracle-detection attempts (five payload connections each) for
+    an already fetched key; their results go to sslyze's ROBOT interpretation."""
+    args = [server_info, key.version, key.cipher_string, key.modulus, key.exponent, True]
+    return [
+        ScanJob(function_to_call=_robot_tester._run_oracle_detection, function_arguments=args)
+        for _ in range(ROBOT_ATTEMPTS)
+    ]
+
+
+class RobotGate:
+    """Holds ROBOT back until the first elimination phase at ROBOT's version is in.
+    When every chain there has finished without accepting an RSA key-exchange suite,
+    sslyze's ROBOT could not connect either and reports NOT_VULNERABLE_RSA_NOT_SUPPORTED:
+    that verdict is given without its handshakes. Otherwise (RSA seen, more picks to
+    come, or a chain failed) ROBOT runs, starting with sslyze's own key fetch."""
+
+    def __init__(self, version: TlsVersionEnum, plan: list[tls_enum.Chain]) -> None:
+        self.version = version
+        self._pending = sum(1 for c in plan if self.relevant(c))
+        self._run: bool | None = None
+        self._event = trio.Event()
+        if not self._pending:
+            self.decide(True)
+
+    def relevant(self, chain: tls_enum.Chain) -> bool:
+        return chain.version is self.version and may_offer_rsa_kex(chain)
+
+    def decide(self, run: bool) -> None:
+        if self._run is None:
+            self._run = run
+            self._event.set()
+
+    def first_phase(self, first: tls_enum.ChainResult) -> None:
+        if accepts_rsa_kex([first]) or not first.finished:
+            self.decide(True)
+            return
+        self._pending -= 1
+        if self._pending <= 0:
+            self.decide(False)
+
+    async def wait(self) -> bool:
+        """Whether ROBOT must run."""
+        await self._event.wait()
+        return bool(self._run)
+
+
+def robot_without_rsa(server_info: ServerConnectivityInfo) -> CommandOutcome:
+    """sslyze's own verdict for a server without RSA key exchange."""
+    results = [
+        ScanJobResult(_return_value=None, _exception=_robot_tester.ServerDoesNotSupportRsa())
+        for _ in range(ROBOT_ATTEMPTS)
+    ]
+    return finish_command(server_info, ScanCommand.ROBOT, results, 0)
 
 
 def run_command(
