@@ -16,6 +16,7 @@ from pathlib import Path
 from chanscan import grading, rules
 from chanscan.fingerprint.fold import fold_host
 from chanscan.model import EndpointResult, Finding, ScanReport, Status
+from chanscan.pin_findings import inconsistent_tls_keys
 from chanscan.policies import Policy, evaluate_policy, load_policy
 from chanscan.remediation import with_remediation
 from chanscan.waivers import Waiver, apply_waivers
@@ -59,10 +60,20 @@ def assess_endpoint(
     return replace(result, findings=tuple(final), grade=grading.grade_endpoint(result, final))
 
 
+def _host_findings(report: ScanReport) -> dict[tuple[str, int], list[Finding]]:
+    """Findings that need several endpoints of a host at once (they need no pin store):
+    TLS ports of one ESXi host presenting different keys."""
+    out: dict[tuple[str, int], list[Finding]] = {}
+    for add in inconsistent_tls_keys(report):
+        out.setdefault((add.host, add.port), []).extend(add.findings)
+    return out
+
+
 def assess(report: ScanReport, opts: AssessOptions | None = None) -> ScanReport:
     opts = opts or AssessOptions()
     today = opts.today or date.today()
     report = fold_platforms(report)
+    host_level = _host_findings(report)
     policies: dict[str, Policy] = {}
 
     def policy_for(name: str) -> Policy:
@@ -75,7 +86,7 @@ def assess(report: ScanReport, opts: AssessOptions | None = None) -> ScanReport:
         assess_endpoint(
             r,
             policy_for(r.policy),
-            opts.pin_findings.get((r.host, r.port), ()),
+            (*opts.pin_findings.get((r.host, r.port), ()), *host_level.get((r.host, r.port), ())),
             opts.waivers,
             today,
         )

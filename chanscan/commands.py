@@ -100,9 +100,12 @@ def assess_options(args: argparse.Namespace, folded: ScanReport) -> AssessOption
     waivers = load_waivers(args.waivers) if args.waivers else ()
     pin_findings: dict[tuple[str, int], tuple[Finding, ...]] = {}
     if args.pins is not None:
-        from chanscan.pins import check_and_record
+        from chanscan.pins import PinStore
 
-        for add in check_and_record(args.pins, folded):
+        with PinStore(args.pins) as store:
+            # Key consistency across a host's ports is judged in assess, store or not.
+            additions = store.check_and_record(folded, consistency=False)
+        for add in additions:
             key = (add.host, add.port)
             pin_findings[key] = (*pin_findings.get(key, ()), *add.findings)
     return AssessOptions(

@@ -121,7 +121,11 @@ def fold_host(results: Sequence[EndpointResult]) -> dict[str, PlatformInfo]:
                 confidence=platform.confidence,
                 evidence=tuple(_located(e, r) for e in platform.evidence),
             )
-        by_addr.setdefault(r.address, []).append(platform)
+        infos = by_addr.setdefault(r.address, [])
+        # A host's endpoints carry the same folded platform after one fold; counting it
+        # once per endpoint would turn one medium signal into "two agreeing" ones.
+        if platform not in infos:
+            infos.append(platform)
     out: dict[str, PlatformInfo] = {}
     for addr, infos in by_addr.items():
         merged = merge(infos)
