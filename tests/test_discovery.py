@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import ssl
 import time
 
 import pytest
 import trustme
 
-from chanscan.config import inventory_from_args, plan
+from chanscan.config import PLATFORM_PORTS, inventory_from_args, plan
 from chanscan.discovery_wire import (
     build_client_hello,
     build_x224_connection_request,
@@ -21,7 +22,7 @@ from chanscan.lab import Lab
 from chanscan.lab.core import free_port
 from chanscan.model import Channel, PlatformHint, Status
 from chanscan.probes.base import ScanOptions
-from chanscan.scheduler import ResultCollector, scan
+from chanscan.scheduler import ResultCollector, resolve_targets, scan
 
 NET = "127.10.1"  # this module's loopback block
 
@@ -166,3 +167,16 @@ def test_parse_http_head() -> None:
     assert h is not None and h.status == 302 and not h.redirects_to_https and h.server == "s"
     assert parse_http_head(b"SSH-2.0-x\r\n") is None
     assert parse_http_head(b"HTTP/1.1 abc\r\n\r\n") is None
+
+
+async def test_names_resolve_once_and_are_kept_for_certificate_checks() -> None:
+    # "localhost" comes from /etc/hosts: no DNS traffic leaves the machine.
+    inv = inventory_from_args(["localhost:443", "127.10.1.50"], None, PlatformHint.ESXI, "p")
+    endpoints, failed = await resolve_targets(plan(inv))
+    assert failed == []
+    by_name = [e for e in endpoints if e.host == "localhost"]
+    assert by_name and all(ipaddress.ip_address(e.address).is_loopback for e in by_name)
+    assert all(e.port == 443 and e.server_name == "localhost" for e in by_name)
+    literal = [e for e in endpoints if e.host == "127.10.1.50"]
+    assert {e.port for e in literal} == set(PLATFORM_PORTS[PlatformHint.ESXI])
+    assert all(e.server_name is None and e.policy == "p" for e in literal)
