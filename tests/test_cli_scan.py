@@ -21,7 +21,7 @@ from chanscan.lab.authd_server import add_authd_server
 from chanscan.lab.certs import self_signed
 from chanscan.lab.core import port_accepts
 from chanscan.lab.rdp_server import add_rdp_server
-from chanscan.lab.ssh_servers import start_asyncssh
+from chanscan.lab.ssh_servers import start_asyncssh, start_legacy_asyncssh
 from chanscan.lab.tls_context import context_for
 from chanscan.schema import shipped_schema
 
@@ -162,3 +162,37 @@ def test_subnet_scan_through_the_cli(lab: Lab, tmp_path: Path) -> None:
     # The tarpit costs one connect deadline (3 s); nothing waits on it.
     assert by[(f"{net}.5", 443)]["elapsed_ms"] < 4000
     assert elapsed < 60
+
+
+def test_change_window_baseline_and_pins_through_the_cli(lab: Lab, tmp_path: Path) -> None:
+    """Scan, weaken the server and replace its host key, scan again with --baseline and
+    --pins: both regressions are reported and the exit code is 1."""
+    addr = "127.10.7.1"
+    before, after, pins = tmp_path / "before.json", tmp_path / "after.json", tmp_path / "p.db"
+    common = ["--ports", "22", "--pins", str(pins), "--no-color", "--fail-on", "critical"]
+    handle = start_asyncssh(lab, addr, 22)
+    first = subprocess.run(
+        _chanscan("scan", addr, "--json", str(before), *common), capture_output=True, timeout=120
+    )
+    assert first.returncode == 0, first.stderr
+    handle.stop()
+    start_legacy_asyncssh(lab, addr, 22)  # new host key, legacy algorithms, passwords
+    second = subprocess.run(
+        _chanscan("scan", addr, "--json", str(after), "--baseline", str(before), *common),
+        capture_output=True,
+        timeout=120,
+    )
+    assert second.returncode == 1, second.stderr
+    out = second.stdout.decode()
+    assert "host key" in out.lower()
+    (endpoint,) = json.loads(after.read_text())["endpoints"]
+    ids = {f["id"] for f in endpoint["findings"]}
+    assert "pin.ssh_host_key_changed" in ids
+    assert {"ssh.cipher.broken", "ssh.auth.password"} <= ids
+    assert endpoint["grade"]["mitm"] == "F"
+    # The same two scans through `chanscan diff`.
+    diff = subprocess.run(
+        _chanscan("diff", str(before), str(after)), capture_output=True, timeout=60
+    )
+    assert diff.returncode == 1
+    assert b"ssh.cipher.broken" in diff.stdout

@@ -180,3 +180,13 @@ async def test_names_resolve_once_and_are_kept_for_certificate_checks() -> None:
     literal = [e for e in endpoints if e.host == "127.10.1.50"]
     assert {e.port for e in literal} == set(PLATFORM_PORTS[PlatformHint.ESXI])
     assert all(e.server_name is None and e.policy == "p" for e in literal)
+
+
+async def test_ipv6_loopback_target(lab: Lab) -> None:
+    port = free_port("::1")
+    lab.add_stream_server("ssh6", "::1", port, _ssh)
+    inv = inventory_from_args([f"[::1]:{port}"], None, PlatformHint.AUTO, "default")
+    report = await scan(plan(inv), FAST, {})
+    (r,) = report.endpoints
+    assert (r.address, r.port, r.status, r.channel) == ("::1", port, Status.OK, Channel.SSH)
+    assert r.banner == "SSH-2.0-OpenSSH_9.2p1 Debian-2"
