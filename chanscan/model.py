@@ -87,10 +87,6 @@ class Endpoint:
         by address (RFC 6066 3: literal IP addresses are not permitted in SNI)."""
         return None if self.host == self.address else self.host
 
-    @property
-    def key(self) -> tuple[str, int]:
-        return (self.address, self.port)
-
 
 @dataclass(frozen=True)
 class Finding:

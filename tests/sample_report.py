@@ -100,7 +100,7 @@ def tls_obs(
         certificate=checks_for(
             cert(cn, spki, fp, bits=bits, self_signed=self_signed), cn, trusted=not self_signed
         ),
-        http=HttpInfo(status=200, server="envoy", hsts="max-age=31536000"),
+        http=HttpInfo(hsts="max-age=31536000"),
     )
 
 

@@ -57,6 +57,8 @@ async def test_hardened_endpoint_grades_a_or_better(lab: Lab, tmp_path: Path) ->
     ep = Endpoint("vc.lab.example", f"{NET}.1", 443)
     result = await _graded(ep, ScanOptions(ca_bundle=bundle))
     assert result.grade is not None, result.error
+    assert result.tls is not None and result.tls.http is not None
+    assert result.tls.http.hsts == "max-age=31536000"
     assert grade_rank(result.grade.eavesdropping) <= grade_rank("A"), result.grade
     assert grade_rank(result.grade.mitm) <= grade_rank("A"), result.grade
     # The same server without the operator's CA is not trusted: MITM drops.

@@ -134,7 +134,7 @@ DERIVED_CASES = [
     ),
     (
         "no_hsts",
-        modern_tls(http=HttpInfo(status=200)),
+        modern_tls(http=HttpInfo()),
         Axis.MITM,
         "A-",
         "grade.tls.no_hsts",
@@ -229,7 +229,7 @@ def test_letter_translation_boundaries(total: int, letter: str) -> None:
 
 
 def test_hardened_modern_tls_endpoint_gets_a_plus_on_both_axes() -> None:
-    obs = modern_tls(http=HttpInfo(status=200, hsts="max-age=63072000"))
+    obs = modern_tls(http=HttpInfo(hsts="max-age=63072000"))
     assert grade_endpoint(result(tls=obs), ()) == Grade("A+", "A+", "A+")
 
 
@@ -270,7 +270,7 @@ def test_real_rules_then_grading_on_the_reference_endpoints() -> None:
     g = grade_endpoint(legacy, rules.evaluate(legacy))
     assert g is not None and grade_rank(g.overall) >= grade_rank("C")
     assert g.eavesdropping == "C" and g.capped_by.eavesdropping == "tls.cipher.3des"
-    modern = result(tls=modern_tls(http=HttpInfo(status=200, hsts="max-age=63072000")))
+    modern = result(tls=modern_tls(http=HttpInfo(hsts="max-age=63072000")))
     assert grade_endpoint(modern, rules.evaluate(modern)) == Grade("A+", "A+", "A+")
     ssh_ep = result(channel=Channel.SSH, port=22, ssh=modern_ssh())
     assert grade_endpoint(ssh_ep, rules.evaluate(ssh_ep)) == Grade("A+", "A+", "A+")

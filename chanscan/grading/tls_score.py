@@ -183,7 +183,7 @@ def derived_rules(tls: TlsObservation) -> list[tuple[str, tuple[str, ...]]]:
 
 def web_ui(tls: TlsObservation) -> bool:
     """The endpoint answered HTTP over TLS, so HSTS (RFC 6797) applies to it."""
-    return tls.http is not None and tls.http.status is not None
+    return tls.http is not None
 
 
 def eavesdropping_plus(tls: TlsObservation) -> bool:

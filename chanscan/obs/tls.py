@@ -92,9 +92,11 @@ class NegotiationCheck:
 
 @dataclass(frozen=True)
 class HttpInfo:
-    status: int | None = None
-    server: str | None = None
+    """Present when the endpoint answered an HTTP request over TLS (a web UI or API),
+    so HSTS (RFC 6797) applies to it."""
+
     hsts: str | None = None  # Strict-Transport-Security header value
+    redirected_to: str | None = None  # where the server redirected ``GET /``
 
 
 @dataclass(frozen=True)

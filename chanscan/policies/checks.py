@@ -178,7 +178,7 @@ def dh_min_bits(r: EndpointResult, _v: object, number: int | None, *_: object) -
 
 def hsts_min_age(r: EndpointResult, _v: object, number: int | None, *_: object) -> list[str]:
     tls = _tls(r)
-    if tls is None or tls.http is None or tls.http.status is None or number is None:
+    if tls is None or tls.http is None or number is None:
         return []
     header = tls.http.hsts
     if not header:

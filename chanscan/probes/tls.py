@@ -509,7 +509,7 @@ def _http(got: _Collected) -> HttpInfo | None:
         parts += ["includeSubDomains"] if h.include_subdomains else []
         parts += ["preload"] if h.preload else []
         hsts = "; ".join(parts)
-    return HttpInfo(status=None, server=None, hsts=hsts)
+    return HttpInfo(hsts=hsts, redirected_to=o.result.http_path_redirected_to)
 
 
 def _certificate(
