@@ -509,7 +509,9 @@ def _http(got: _Collected) -> HttpInfo | None:
         parts += ["includeSubDomains"] if h.include_subdomains else []
         parts += ["preload"] if h.preload else []
         hsts = "; ".join(parts)
-    return HttpInfo(hsts=hsts, redirected_to=o.result.http_path_redirected_to)
+    # sslyze reports the path it ended on; "/" means there was no redirect.
+    path = o.result.http_path_redirected_to
+    return HttpInfo(hsts=hsts, redirected_to=path if path not in (None, "/") else None)
 
 
 def _certificate(
