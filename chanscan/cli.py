@@ -165,13 +165,14 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("-o", "--output", type=Path)
 
     pins = sub.add_parser("pins", help="manage the host-key pin store")
-    pins.add_argument("--pins", type=Path, required=True, help="pin store (SQLite)")
     pins_sub = pins.add_subparsers(dest="pins_command", metavar="ACTION", parser_class=_Parser)
     accept = pins_sub.add_parser("accept", help="accept the key change seen for HOST[:PORT]")
     accept.add_argument("host")
     imp = pins_sub.add_parser("import", help="seed the store from an OpenSSH known_hosts file")
     imp.add_argument("known_hosts", type=Path)
-    pins_sub.add_parser("list", help="show the pins")
+    shown = pins_sub.add_parser("list", help="show the pins, pending changes and seeds")
+    for action in (accept, imp, shown):
+        action.add_argument("--pins", type=Path, required=True, help="pin store (SQLite)")
 
     demo = sub.add_parser("demo", help="start the built-in lab estate, scan it, stop it")
     demo.add_argument("--keep-json", type=Path, help="also write the demo scan as JSON here")

@@ -77,12 +77,14 @@ def test_pins_import_list_accept(capsys: pytest.CaptureFixture[str], tmp_path: P
     known = tmp_path / "known_hosts"
     known.write_text(f"esx01.example.com,192.0.2.21 {line}\n")
     db = str(tmp_path / "pins.sqlite")
-    code, out, _ = run(capsys, "pins", "--pins", db, "import", str(known))
+    code, out, _ = run(capsys, "pins", "import", str(known), "--pins", db)
     assert code == 0 and "imported" in out
-    code, out, _ = run(capsys, "pins", "--pins", db, "list")
+    code, out, _ = run(capsys, "pins", "list", "--pins", db)
     assert code == 0
     assert key.get_fingerprint("sha256") in out
-    code, out, _ = run(capsys, "pins", "--pins", db, "accept", "esx01.example.com:22")
+    code, out, _ = run(capsys, "pins", "accept", "esx01.example.com:22", "--pins", db)
     assert code == 0 and "nothing accepted" in out
-    code, _, err = run(capsys, "pins", "--pins", db)
+    code, _, err = run(capsys, "pins")
     assert code == 2 and "give an action" in err
+    code, _, err = run(capsys, "pins", "list")
+    assert code == 2 and "--pins" in err

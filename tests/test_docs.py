@@ -16,3 +16,25 @@ def test_every_report_key_is_documented() -> None:
     keys = {k for d in build_schema()["$defs"].values() for k in d["properties"]}
     missing = sorted(keys - documented)
     assert not missing, f"docs/json-format.md does not mention: {missing}"
+
+
+def test_readme_commands_parse() -> None:
+    """Every ``chanscan ...`` example in the README is accepted by the parser (parsing
+    only: nothing is scanned)."""
+    import shlex
+
+    from chanscan.cli import build_parser
+
+    readme = (DOC.parent.parent / "README.md").read_text(encoding="utf-8")
+    lines, fenced = [], False
+    for line in readme.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        elif fenced and line.startswith("chanscan "):
+            lines.append(line.split("#", 1)[0].strip())
+    assert len(lines) >= 8
+    parser = build_parser()
+    for line in lines:
+        argv = shlex.split(line)[1:]
+        args = parser.parse_args(argv)
+        assert args.command, line
