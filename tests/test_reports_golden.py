@@ -64,26 +64,31 @@ def test_json_golden_reads_back_to_the_same_report() -> None:
 
 
 def test_table_is_worst_first_and_shortens_not_wraps() -> None:
-    text = render(sample_report(), "table", RenderOptions(width=20))
-    lines = text.splitlines()
+    text = render(sample_report(), "table", RenderOptions(width=20, verbose=True))
+    lines = text.split("\n\nFindings")[0].splitlines()
     rows = [ln for ln in lines[4:] if ln.strip()]
     assert rows[0].startswith("esx01.example.com  22")  # overall F with a critical finding
     assert rows[-1].startswith("xen01.example.com  22")  # closed port last
     assert "…" in text
     # shortened cells keep one physical line per endpoint
     assert len(rows) == len(sample_report().endpoints)
+    # Without -v, closed ports are counted in the headline, not listed.
+    brief = render(sample_report(), "table", RenderOptions(width=20))
+    assert "1 closed (hidden; -v shows them)" in brief
+    assert "connection refused" not in brief
 
 
 def test_colour_only_when_asked() -> None:
     plain = render(sample_report(), "table", RenderOptions(verbose=True, by_host=True))
     assert "\x1b[" not in plain
-    coloured = render(sample_report(), "table", RenderOptions(color=True))
+    coloured = render(sample_report(), "table", RenderOptions(color=True, verbose=True))
     assert "\x1b[31mF\x1b[0m" in coloured
     # tabulate measures visible width, so colour does not shift the columns
     strip = coloured
     for code in ("\x1b[0m", "\x1b[31m", "\x1b[32m", "\x1b[33m", "\x1b[1;31m"):
         strip = strip.replace(code, "")
-    assert strip.splitlines()[1:] == plain.split("\n\nPer host")[0].splitlines()[1:]
+    summary = plain.split("\n\nPer host")[0]
+    assert strip.split("\n\nFindings")[0].splitlines()[1:] == summary.splitlines()[1:]
 
 
 def test_junit_counts_and_waivers() -> None:

@@ -75,6 +75,8 @@ def summary_table(report: ScanReport, opts: RenderOptions) -> str:
     headers = ["host", "port", "channel", "platform", "eavesdrop", "MITM", "overall", "findings"]
     rows = []
     for r in sorted(report.endpoints, key=risk_key):
+        if r.status is Status.CLOSED and not opts.verbose:
+            continue  # a sweep is mostly closed ports: counted in the headline instead
         grade = r.grade
         overall = _grade_cell(grade.overall, opts) if grade else r.status.value
         if grade is None and r.status is Status.OK:
@@ -128,6 +130,8 @@ def host_table(report: ScanReport, opts: RenderOptions) -> str:
     headers = ["host", "endpoints", "unprobed", "eavesdrop", "MITM", "overall", "open findings"]
     raw: list[tuple[str, int, int, str | None, str | None, str | None, str]] = []
     for address, results in by_host.items():
+        if not opts.verbose and all(r.status is Status.CLOSED for r in results):
+            continue  # nothing listens there: no host to speak of
         host = results[0].host if results[0].host == address else f"{results[0].host} ({address})"
         g = graded.get(address)
         eaves, mitm, overall = (g.eavesdropping, g.mitm, g.overall) if g else (None, None, None)
@@ -160,6 +164,9 @@ def headline(report: ScanReport, opts: RenderOptions) -> str:
     parts = [f"{opts.tool_name} {report.tool_version}", f"{n} endpoint{'s' * (n != 1)}"]
     if missing:
         parts.append(f"{missing} not probed")
+    closed = sum(1 for r in report.endpoints if r.status is Status.CLOSED)
+    if closed:
+        parts.append(f"{closed} closed" + ("" if opts.verbose else " (hidden; -v shows them)"))
     if not report.complete:
         parts.append("scan incomplete")
     gate = f"--fail-on {opts.fail_on.value}"
