@@ -9,6 +9,9 @@ from chanscan.model import EndpointResult, ScanReport, Status
 from chanscan.reports.common import endpoint_uri, platform_label, risk_key, shorten, sorted_findings
 from chanscan.reports.options import RenderOptions
 
+# A sweep of a subnet is mostly closed ports; a ticket needs them named, not detailed.
+_CLOSED_LISTED = 50
+
 
 def _cell(text: str, width: int) -> str:
     # A "|" inside a cell would end it in GitHub-flavoured Markdown tables.
@@ -22,6 +25,8 @@ def _inline(text: str) -> str:
 def _summary(report: ScanReport, opts: RenderOptions) -> str:
     rows = []
     for r in sorted(report.endpoints, key=risk_key):
+        if r.status is Status.CLOSED:
+            continue  # listed once, compactly, under "Closed ports"
         g = r.grade
         open_count = sum(1 for f in r.findings if not f.waived)
         waived = sum(1 for f in r.findings if f.waived)
@@ -44,9 +49,6 @@ def _endpoint_section(r: EndpointResult) -> list[str]:
     if r.grade is not None:
         title += f" — {r.grade.overall}"
     lines = [title, ""]
-    if r.status is Status.CLOSED:
-        lines += ["Port closed: nothing listening.", ""]
-        return lines
     if r.status is not Status.OK:
         reason = f" ({_inline(r.error)})" if r.error else ""
         lines += [f"Not assessed: **{r.status.value}**{reason}", ""]
@@ -106,5 +108,16 @@ def render(report: ScanReport, opts: RenderOptions) -> str:
         out.append("")
     out += ["## Endpoints", ""]
     for r in sorted(report.endpoints, key=risk_key):
-        out += _endpoint_section(r)
+        if r.status is not Status.CLOSED:
+            out += _endpoint_section(r)
+    closed = [f"`{r.host}:{r.port}`" for r in report.endpoints if r.status is Status.CLOSED]
+    if closed:
+        shown = ", ".join(closed[:_CLOSED_LISTED])
+        more = len(closed) - _CLOSED_LISTED
+        out += [
+            f"## Closed ports ({len(closed)})",
+            "",
+            shown + (f" and {more} more (the JSON report lists them all)" if more > 0 else ""),
+            "",
+        ]
     return "\n".join(out).rstrip("\n") + "\n"
