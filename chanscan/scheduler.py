@@ -152,17 +152,19 @@ class EndpointContext:
     async def budget(self) -> AsyncIterator[None]:
         # A fresh borrower per use: one task may hold several slots (e.g. a probe that
         # keeps a connection open while it opens a second one).
+        # Host slot first, then a global one: a task queued behind its own host must not
+        # sit on a global slot that another host could use.
         borrower = object()
         host = self._sched.host(self._endpoint.address).limiter
-        await self._sched.global_limiter.acquire_on_behalf_of(borrower)
+        await host.acquire_on_behalf_of(borrower)
         try:
-            await host.acquire_on_behalf_of(borrower)
+            await self._sched.global_limiter.acquire_on_behalf_of(borrower)
             try:
                 yield
             finally:
-                host.release_on_behalf_of(borrower)
+                self._sched.global_limiter.release_on_behalf_of(borrower)
         finally:
-            self._sched.global_limiter.release_on_behalf_of(borrower)
+            host.release_on_behalf_of(borrower)
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[trio.SocketStream]:

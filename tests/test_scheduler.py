@@ -75,7 +75,14 @@ async def test_per_host_and_global_budgets(autojump_clock: trio.testing.MockCloc
         lambda: hold(ctx_b, "b") for _ in range(8)
     ]
     await ctx_a.gather(thunks)
-    assert peak == {"a": 3, "b": 3, "all": 4}
+    # Six tasks hold a host slot (three per host) and compete for four global ones;
+    # trio's scheduling order decides how those four split between the hosts.
+    assert peak["all"] == 4
+    assert 1 <= peak["a"] <= 3 and 1 <= peak["b"] <= 3
+
+    peak.update(a=0, all=0)
+    await ctx_a.gather([lambda: hold(ctx_a, "a") for _ in range(8)])
+    assert peak["a"] == 3  # alone, a host gets exactly its own budget
 
     ctx_a.degrade_host()  # a fragile host is serialized from now on
     peak["a"] = 0
