@@ -38,3 +38,12 @@ def test_readme_commands_parse() -> None:
         argv = shlex.split(line)[1:]
         args = parser.parse_args(argv)
         assert args.command, line
+
+
+def test_readme_waiver_example_loads() -> None:
+    from chanscan.waivers import parse_waivers
+
+    readme = (DOC.parent.parent / "README.md").read_text(encoding="utf-8")
+    block = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    (waiver,) = parse_waivers(block, "README.md")
+    assert waiver.reason.startswith("hosts reached only through vCenter")
