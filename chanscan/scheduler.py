@@ -290,6 +290,15 @@ async def _run_probe(ctx: EndpointContext, probe: Probe, result: EndpointResult)
         return replace(result, status=Status.ERROR, error=str(exc) or type(exc).__name__)
     except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
         return replace(result, status=Status.ERROR, error=f"connection failed: {exc}")
+    except Exception as exc:
+        # A bug met on one server's odd answer (ours, or in sslyze / asyncssh) must cost
+        # that endpoint, not the scan: record it loudly and go on.
+        return replace(
+            result,
+            status=Status.ERROR,
+            error=f"internal error in the {probe.channel.value} probe (a chanscan bug, "
+            f"please report): {type(exc).__name__}: {exc}",
+        )
     return _with_observation(result, obs)
 
 
@@ -306,7 +315,7 @@ async def _probe_and_fingerprint(
         assert fp is not None
         try:
             gathered.append(await fp.requests(ctx, result.channel))
-        except (ProbeError, OSError, trio.BrokenResourceError) as exc:
+        except Exception as exc:
             gathered.append(exc)
 
     async with trio.open_nursery() as nursery:

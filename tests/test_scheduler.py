@@ -145,3 +145,18 @@ async def test_asyncio_bridge_cancels_the_asyncio_side() -> None:
     assert cancelled.is_set()
     assert bridge.pending_tasks() == 0
     bridge.close()
+
+
+@dataclass
+class BuggyProbe:
+    channel: Channel = Channel.TLS
+
+    async def run(self, ctx: ProbeContext) -> TlsObservation:
+        raise KeyError("unexpected field in a server answer")
+
+
+async def test_a_probe_bug_costs_one_endpoint_not_the_scan() -> None:
+    result = await probe_once(EP, BuggyProbe())
+    assert result.status == Status.ERROR
+    assert result.error is not None
+    assert "internal error in the tls probe" in result.error and "KeyError" in result.error
