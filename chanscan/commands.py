@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Sequence
@@ -165,9 +166,24 @@ def cmd_scan(args: argparse.Namespace, argv: Sequence[str]) -> int:
     validate_inputs(args)
     from chanscan.assess import assess, fold_platforms
 
-    raw = fold_platforms(run_scan(planned, options, argv))
-    report = assess(raw, assess_options(args, raw))
-    return finish(report, args, gate, baseline)
+    measured = run_scan(planned, options, argv)
+    try:
+        raw = fold_platforms(measured)
+        report = assess(raw, assess_options(args, raw))
+        return finish(report, args, gate, baseline)
+    except Exception:
+        # A bug after the scan must not lose what was measured: keep the raw
+        # observations in the JSON file the user asked for, then report the bug.
+        _save_raw(measured, args)
+        raise
+
+
+def _save_raw(report: ScanReport, args: argparse.Namespace) -> None:
+    target = args.json or (args.output if args.format == "json" else None)
+    if target is not None:
+        with contextlib.suppress(Exception):
+            write_atomic(target, render(replace(report, complete=False), "json"))
+            sys.stderr.write(f"chanscan: raw scan results saved to {target}\n")
 
 
 def finish(

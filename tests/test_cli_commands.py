@@ -88,3 +88,24 @@ def test_pins_import_list_accept(capsys: pytest.CaptureFixture[str], tmp_path: P
     assert code == 2 and "give an action" in err
     code, _, err = run(capsys, "pins", "list")
     assert code == 2 and "--pins" in err
+
+
+def test_a_bug_after_the_scan_keeps_what_was_measured(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import chanscan.assess
+
+    def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("simulated bug in grading")
+
+    monkeypatch.setattr(chanscan.assess, "assess", broken)
+    out = tmp_path / "scan.json"
+    # Port 1 on a loopback address nothing listens on: closed, measured at once.
+    code, _, err = run(capsys, "scan", "127.10.8.1:1", "--json", str(out))
+    assert code == 4
+    assert "internal error: RuntimeError: simulated bug in grading" in err
+    data = json.loads(out.read_text())
+    assert data["complete"] is False
+    assert [(e["address"], e["port"], e["status"]) for e in data["endpoints"]] == [
+        ("127.10.8.1", 1, "closed")
+    ]
