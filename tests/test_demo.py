@@ -1,0 +1,66 @@
+"""``chanscan demo`` end to end: the estate starts, is scanned and graded as each
+platform's weaknesses say, and every server is stopped."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jsonschema
+
+from chanscan.lab.core import port_accepts
+from chanscan.schema import shipped_schema
+
+
+def test_demo_scans_the_estate(tmp_path: Path) -> None:
+    out = tmp_path / "demo.json"
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "chanscan", "demo", "--keep-json", str(out), "--no-color"],
+        capture_output=True,
+        timeout=180,
+    )
+    elapsed = time.monotonic() - t0
+    assert proc.returncode == 0, proc.stderr
+    assert elapsed < 60
+    assert b"Traceback" not in proc.stderr
+    data = json.loads(out.read_text())
+    jsonschema.validate(data, shipped_schema())
+    by = {(e["address"], e["port"]): e for e in data["endpoints"]}
+    assert all(e["status"] == "ok" for e in data["endpoints"]), [
+        (k, e["status"], e["error"]) for k, e in by.items() if e["status"] != "ok"
+    ]
+
+    def ids(addr: str, port: int) -> set[str]:
+        return {f["id"] for f in by[(addr, port)]["findings"]}
+
+    vcenter, esxi, xen, hyperv = "127.42.0.10", "127.42.0.20", "127.42.0.30", "127.42.0.40"
+    # vCenter: its VMCA certificate is trusted through the demo's --ca-bundle.
+    assert by[(vcenter, 443)]["platform"]["product"] == "vCenter Server"
+    assert not ids(vcenter, 443) & {"tls.cert.untrusted", "tls.protocol.tls1_0"}
+    # ESXi 6.7: end of support, TLS 1.0 on 443 and authd 902, legacy SSH, HTTP on 80.
+    assert by[(esxi, 902)]["channel"] == "authd"
+    assert {"platform.end_of_support", "tls.protocol.tls1_0"} <= ids(esxi, 443)
+    assert "tls.protocol.tls1_0" in ids(esxi, 902)
+    assert {"ssh.cipher.broken", "ssh.auth.password"} <= ids(esxi, 22)
+    assert "cleartext.management_port" in ids(esxi, 80)
+    # XenServer: the expired, self-signed RSA-1024 SHA-1 certificate.
+    assert {
+        "tls.cert.expired",
+        "tls.cert.weak_key",
+        "tls.cert.sha1_signature",
+        "tls.cert.self_signed",
+    } <= ids(xen, 443)
+    # Hyper-V: WinRM in cleartext, RDP with NLA, identified from the NTLM challenge.
+    assert "cleartext.management_port" in ids(hyperv, 5985)
+    assert "rdp.no_nla" not in ids(hyperv, 3389)
+    assert "Hyper-V" in (by[(hyperv, 3389)]["platform"]["product"] or "")
+    # Worst first: the legacy ESXi is graded below the hardened vCenter.
+    grade = {k: e["grade"]["overall"] for k, e in by.items()}
+    order = "A+ A A- B C D E F".split()
+    assert order.index(grade[(esxi, 22)]) > order.index(grade[(vcenter, 22)])
+    # The lab is gone.
+    assert not port_accepts(vcenter, 443, timeout=0.3)
