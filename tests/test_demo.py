@@ -11,6 +11,7 @@ from pathlib import Path
 
 import jsonschema
 
+from chanscan.gate import grade_rank
 from chanscan.lab.core import port_accepts
 from chanscan.schema import shipped_schema
 
@@ -60,7 +61,6 @@ def test_demo_scans_the_estate(tmp_path: Path) -> None:
     assert "Hyper-V" in (by[(hyperv, 3389)]["platform"]["product"] or "")
     # Worst first: the legacy ESXi is graded below the hardened vCenter.
     grade = {k: e["grade"]["overall"] for k, e in by.items()}
-    order = "A+ A A- B C D E F".split()
-    assert order.index(grade[(esxi, 22)]) > order.index(grade[(vcenter, 22)])
+    assert grade_rank(grade[(esxi, 22)]) > grade_rank(grade[(vcenter, 22)])
     # The lab is gone.
     assert not port_accepts(vcenter, 443, timeout=0.3)
