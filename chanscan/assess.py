@@ -4,13 +4,17 @@ Order is fixed: host platforms are folded first (remediation, policies and the
 platform rules depend on them), then channel rules, policy violations and pin
 findings, then the platform's remediation text, then waivers (they mark, never drop),
 and grading last, so that every finding, a changed pin included, can cap a grade.
+
+Time is the scan's own: every rule, expiry and waiver is judged at the report's
+``started_at``, never at the clock of the machine rendering it, so assessing a saved
+report again gives the same verdicts on any later day.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import UTC, datetime
 from pathlib import Path
 
 from chanscan import grading, rules
@@ -27,9 +31,17 @@ class AssessOptions:
     policy_override: str | None = None
     policy_file: Path | None = None
     waivers: tuple[Waiver, ...] = ()
-    today: date | None = None
+    # The clock to judge against; None means the report's own started_at.
+    now: datetime | None = None
     # Findings from the pin store, by (host as scanned, port).
     pin_findings: Mapping[tuple[str, int], Sequence[Finding]] = field(default_factory=dict)
+
+
+def scan_time(report: ScanReport) -> datetime:
+    """The report's ``started_at`` as an aware UTC datetime: the clock every verdict
+    is judged against."""
+    when = datetime.fromisoformat(report.started_at.replace("Z", "+00:00"))
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def fold_platforms(report: ScanReport) -> ScanReport:
@@ -48,15 +60,15 @@ def assess_endpoint(
     policy: Policy,
     pins: Sequence[Finding],
     waivers: Sequence[Waiver],
-    today: date,
+    now: datetime,
 ) -> EndpointResult:
     if result.status != Status.OK:
         return replace(result, findings=(), grade=None)
-    found = rules.evaluate(result)
+    found = rules.evaluate(result, now=now)
     found += evaluate_policy(policy, result, findings=found)
     found += pins
     found = with_remediation(found, result)
-    final = apply_waivers(found, result.endpoint, waivers, today)
+    final = apply_waivers(found, result.endpoint, waivers, now.date())
     return replace(result, findings=tuple(final), grade=grading.grade_endpoint(result, final))
 
 
@@ -71,7 +83,7 @@ def _host_findings(report: ScanReport) -> dict[tuple[str, int], list[Finding]]:
 
 def assess(report: ScanReport, opts: AssessOptions | None = None) -> ScanReport:
     opts = opts or AssessOptions()
-    today = opts.today or date.today()
+    now = opts.now or scan_time(report)
     report = fold_platforms(report)
     host_level = _host_findings(report)
     policies: dict[str, Policy] = {}
@@ -88,7 +100,7 @@ def assess(report: ScanReport, opts: AssessOptions | None = None) -> ScanReport:
             policy_for(r.policy),
             (*opts.pin_findings.get((r.host, r.port), ()), *host_level.get((r.host, r.port), ())),
             opts.waivers,
-            today,
+            now,
         )
         for r in report.endpoints
     ]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from obs_builders import certificate, checks_for, kexinit, make_finding, openssh
+from obs_builders import at, certificate, checks_for, kexinit, make_finding, openssh
 
 from chanscan.model import (
     Channel,
@@ -84,8 +84,8 @@ def cert(
     key_bits: int = 2048,
     self_signed: bool = False,
     signature_hash: str | None = "sha256",
-    not_before: str = "2026-01-01T00:00:00+00:00",
-    not_after: str = "2026-12-01T00:00:00+00:00",
+    not_before: str = at(-151),
+    not_after: str = at(183),
 ) -> Certificate:
     return certificate(
         HOST,

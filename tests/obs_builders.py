@@ -5,11 +5,22 @@ it is about. Nothing here connects anywhere.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from chanscan.model import Axis, Finding, Severity
 from chanscan.obs.ssh import HostKey, KexInit, SshObservation
 from chanscan.obs.tls import Certificate, CertificateChecks
 
 ISSUING_CA = "CN=Example Issuing CA"
+
+# The one clock every hand-made fixture is built around and every pure rule is judged
+# at: fixtures never carry a date that the wall clock can overtake.
+SCAN_TIME = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def at(days: float) -> str:
+    """SCAN_TIME moved by ``days``, as the certificate fields record it."""
+    return (SCAN_TIME + timedelta(days=days)).isoformat()
 
 
 def certificate(
@@ -17,8 +28,8 @@ def certificate(
     *,
     issuer: str = ISSUING_CA,
     serial: str = "01",
-    not_before: str = "2026-01-01T00:00:00+00:00",
-    not_after: str = "2026-12-01T00:00:00+00:00",
+    not_before: str = at(-151),
+    not_after: str = at(183),
     key_type: str = "RSA",
     key_bits: int = 2048,
     signature_hash: str | None = "sha256",

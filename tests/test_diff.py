@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -147,7 +148,7 @@ async def _scan_ssh(port: int) -> ScanReport:
     ep = Endpoint(host=LAB_ADDR, address=LAB_ADDR, port=port)
     result = await probe_once(ep, SshProbe(), ScanOptions(endpoint_deadline=20.0))
     assert result.status is Status.OK, result.error
-    findings = tuple(rules.evaluate(result))
+    findings = tuple(rules.evaluate(result, now=datetime.now(UTC)))
     result = dataclasses.replace(
         result, findings=findings, grade=grading.grade_endpoint(result, findings)
     )

@@ -12,6 +12,7 @@ from dataclasses import replace
 
 import pytest
 import trio
+from obs_builders import SCAN_TIME
 
 from chanscan.fingerprint import MAX_REQUESTS, Fingerprinter, fingerprint_endpoint, ntlm
 from chanscan.fingerprint.fold import fold_host, is_conflicted
@@ -93,14 +94,16 @@ async def test_vsphere_sdk_identified(
     _no_credentials(imit.requests)
     if product == "ESXi":  # the imitation wears ESXi's default certificate OU
         assert any("ESXi default" in e for e in platform.evidence)
-    ids = {f.id for f in platform_rules.findings(_result(imit, Channel.TLS, platform))}
+    ids = {
+        f.id for f in platform_rules.findings(_result(imit, Channel.TLS, platform), now=SCAN_TIME)
+    }
     assert ("platform.end_of_support" in ids) is eos
 
 
 async def test_vcenter_80_missing_patch_reported(lab: Lab, sched: Scheduler) -> None:
     imit = im.vsphere_sdk(lab, "127.40.1.4", 443, im.VCENTER_80)
     platform, _ = await _fingerprint(sched, imit, Channel.TLS)
-    found = platform_rules.findings(_result(imit, Channel.TLS, platform))
+    found = platform_rules.findings(_result(imit, Channel.TLS, platform), now=SCAN_TIME)
     assert [f.id for f in found] == ["platform.missing_security_patch"]
     assert "VMSA-2024-0019" in found[0].title
     assert any("vCenter Server 8.0 U2d" in e for e in found[0].evidence)
@@ -149,7 +152,9 @@ async def test_rdp_credssp_identified(lab: Lab, sched: Scheduler) -> None:
     )
     assert [r.method for r in imit.requests] == ["X224", "CredSSP"]
     assert connections == 1
-    ids = {f.id for f in platform_rules.findings(_result(imit, Channel.RDP, platform))}
+    ids = {
+        f.id for f in platform_rules.findings(_result(imit, Channel.RDP, platform), now=SCAN_TIME)
+    }
     assert ids == {"platform.end_of_support"}
 
 
@@ -218,7 +223,7 @@ async def test_host_with_disagreeing_signals_is_reported(lab: Lab, sched: Schedu
     # The per-endpoint rows keep their own identification; a conflicted host platform
     # is not judged for currency.
     merged = _result(sdk, Channel.TLS, host)
-    assert platform_rules.findings(merged) == []
+    assert platform_rules.findings(merged, now=SCAN_TIME) == []
 
 
 async def test_per_host_budget_holds(lab: Lab) -> None:

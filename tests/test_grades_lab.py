@@ -24,7 +24,7 @@ from chanscan.model import SCHEMA_ID, Channel, Endpoint, EndpointResult, ScanRep
 from chanscan.probes.base import ScanOptions
 from chanscan.probes.ssh import SshProbe
 from chanscan.probes.tls import TlsProbe
-from chanscan.scheduler import probe_once
+from chanscan.scheduler import now_rfc3339, probe_once
 
 NET = "127.10.5"
 ESXI_OU = "VMware ESX Server Default Certificate"
@@ -42,7 +42,7 @@ async def _web_ui(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
 
 async def _graded(endpoint: Endpoint, options: ScanOptions) -> EndpointResult:
     raw = await probe_once(endpoint, TlsProbe(Channel.TLS), options)
-    report = ScanReport(SCHEMA_ID, "test", True, "t0", "t1", (raw,))
+    report = ScanReport(SCHEMA_ID, "test", True, now_rfc3339(), now_rfc3339(), (raw,))
     return assess(report).endpoints[0]
 
 
@@ -90,7 +90,7 @@ async def test_real_sshd_modern_grades_a_legacy_c_or_worse(lab: Lab) -> None:
     graded = {}
     for addr in (f"{NET}.3", f"{NET}.4"):
         raw = await probe_once(Endpoint(addr, addr, 22), SshProbe())
-        report = ScanReport(SCHEMA_ID, "test", True, "t0", "t1", (raw,))
+        report = ScanReport(SCHEMA_ID, "test", True, now_rfc3339(), now_rfc3339(), (raw,))
         graded[addr] = assess(report).endpoints[0].grade
     modern, legacy = graded[f"{NET}.3"], graded[f"{NET}.4"]
     assert modern is not None and legacy is not None

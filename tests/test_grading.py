@@ -23,6 +23,7 @@ from grading_fixtures import (
     suite,
     tls_obs,
 )
+from obs_builders import SCAN_TIME
 
 from chanscan import rules
 from chanscan.gate import GRADES, grade_rank
@@ -267,15 +268,15 @@ def test_legacy_esxi6_observation_alone_is_already_capped() -> None:
 def test_real_rules_then_grading_on_the_reference_endpoints() -> None:
     # The channel rules of chanscan/rules feed grading exactly as the pipeline does.
     legacy = result(tls=legacy_esxi6_tls())
-    g = grade_endpoint(legacy, rules.evaluate(legacy))
+    g = grade_endpoint(legacy, rules.evaluate(legacy, now=SCAN_TIME))
     assert g is not None and grade_rank(g.overall) >= grade_rank("C")
     assert g.eavesdropping == "C" and g.capped_by.eavesdropping == "tls.cipher.3des"
     modern = result(tls=modern_tls(http=HttpInfo(hsts="max-age=63072000")))
-    assert grade_endpoint(modern, rules.evaluate(modern)) == Grade("A+", "A+", "A+")
+    assert grade_endpoint(modern, rules.evaluate(modern, now=SCAN_TIME)) == Grade("A+", "A+", "A+")
     ssh_ep = result(channel=Channel.SSH, port=22, ssh=modern_ssh())
-    assert grade_endpoint(ssh_ep, rules.evaluate(ssh_ep)) == Grade("A+", "A+", "A+")
+    assert grade_endpoint(ssh_ep, rules.evaluate(ssh_ep, now=SCAN_TIME)) == Grade("A+", "A+", "A+")
     old_ssh = result(channel=Channel.SSH, port=22, ssh=legacy_esxi6_ssh())
-    g = grade_endpoint(old_ssh, rules.evaluate(old_ssh))
+    g = grade_endpoint(old_ssh, rules.evaluate(old_ssh, now=SCAN_TIME))
     assert g is not None and grade_rank(g.eavesdropping) >= grade_rank("C")
     assert grade_rank(g.mitm) >= grade_rank("C") and g.capped_by.mitm == "ssh.hostkey.dsa"
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from obs_builders import SCAN_TIME
 
 from chanscan.model import Channel, EndpointResult, PlatformInfo, Severity, Status
 from chanscan.rules import platform as rules
 
-TODAY = date(2026, 6, 1)
+TODAY = SCAN_TIME.date()
 
 
 def _result(p: PlatformInfo | None) -> EndpointResult:
@@ -145,7 +146,7 @@ def test_missing_security_patch(
 
 def test_findings_entry_point_combines_both() -> None:
     old_vc = _result(PlatformInfo("vCenter Server", "6.7.0", "15976728", "high"))
-    ids = {f.id for f in rules.findings(old_vc)}
+    ids = {f.id for f in rules.findings(old_vc, now=SCAN_TIME)}
     assert ids == {"platform.end_of_support"}
     vc8 = _result(PlatformInfo("vCenter Server", "8.0.2", "23929136", "high"))
-    assert {f.id for f in rules.findings(vc8)} == {"platform.missing_security_patch"}
+    assert {f.id for f in rules.findings(vc8, now=SCAN_TIME)} == {"platform.missing_security_patch"}

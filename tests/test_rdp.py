@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 import trio
@@ -182,7 +183,7 @@ async def test_nla_required_server(lab: Lab) -> None:
     cert = rdp.tls.certificate
     assert cert.hostname_matches is True and cert.name_checked == ADDR  # IP SAN
     assert cert.trusted_system is False
-    ids = {f.id for f in rdp_rules.findings(res)}  # type: ignore[arg-type]
+    ids = {f.id for f in rdp_rules.findings(res, now=datetime.now(UTC))}  # type: ignore[arg-type]
     assert "rdp.standard_security" not in ids and "rdp.no_nla" not in ids
     assert "tls.cert.untrusted" in ids
     assert res.connections == 5  # type: ignore[attr-defined]  # 4 negotiations + 1 TLS
@@ -193,7 +194,7 @@ async def test_tls_without_nla(lab: Lab) -> None:
     rdp = res.rdp  # type: ignore[attr-defined]
     assert rdp.protocols_accepted == ("ssl",)
     assert {n.requested: n.selected for n in rdp.negotiations}["hybrid"] == "ssl"
-    ids = {f.id for f in rdp_rules.findings(res)}  # type: ignore[arg-type]
+    ids = {f.id for f in rdp_rules.findings(res, now=datetime.now(UTC))}  # type: ignore[arg-type]
     assert "rdp.no_nla" in ids and "rdp.standard_security" not in ids
 
 
@@ -202,7 +203,7 @@ async def test_standard_security_accepted(lab: Lab) -> None:
     rdp = res.rdp  # type: ignore[attr-defined]
     assert rdp.protocols_accepted == ("rdp", "ssl", "hybrid")
     assert rdp.protocols_refused == ("hybrid_ex",)
-    ids = {f.id for f in rdp_rules.findings(res)}  # type: ignore[arg-type]
+    ids = {f.id for f in rdp_rules.findings(res, now=datetime.now(UTC))}  # type: ignore[arg-type]
     assert {"rdp.standard_security", "rdp.no_nla"} <= ids
 
 
@@ -212,7 +213,7 @@ async def test_legacy_server_without_negotiation(lab: Lab) -> None:
     assert rdp.protocols_accepted == ("rdp",)
     assert all(n.legacy for n in rdp.negotiations)
     assert rdp.tls is None
-    f = {f.id: f for f in rdp_rules.findings(res)}  # type: ignore[arg-type]
+    f = {f.id: f for f in rdp_rules.findings(res, now=datetime.now(UTC))}  # type: ignore[arg-type]
     assert "pre-RDP 5.2" in f["rdp.standard_security"].evidence[0]
 
 

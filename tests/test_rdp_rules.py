@@ -74,7 +74,7 @@ def test_entry_point() -> None:
     base = EndpointResult(
         host="hv.example", address="192.0.2.20", port=3389, channel=Channel.RDP, status=Status.OK
     )
-    assert rules.findings(base) == []
+    assert rules.findings(base, now=NOW) == []
     res = EndpointResult(**{**base.__dict__, "rdp": obs("ssl")})
     assert [f.id for f in rules.findings(res, now=NOW)] == ["rdp.no_nla"]
 

@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 import trio
@@ -105,11 +106,11 @@ def sshd_results() -> Iterator[dict[str, EndpointResult]]:
 
 
 def _ids(result: EndpointResult) -> set[str]:
-    return {f.id for f in findings(result)}
+    return {f.id for f in findings(result, now=datetime.now(UTC))}
 
 
 def _evidence(result: EndpointResult, fid: str) -> tuple[str, ...]:
-    return next(f.evidence for f in findings(result) if f.id == fid)
+    return next(f.evidence for f in findings(result, now=datetime.now(UTC)) if f.id == fid)
 
 
 # -- OpenSSH ------------------------------------------------------------------------------
@@ -132,7 +133,7 @@ def test_modern_sshd_observation(sshd_results: dict[str, EndpointResult]) -> Non
     assert ssh.not_determined == () and ssh.errors == ()
     # greeting + 3 key families + the 'none' auth query
     assert r.connections == 5
-    assert findings(r) == []
+    assert findings(r, now=datetime.now(UTC)) == []
 
 
 @pytest.mark.needs_sshd

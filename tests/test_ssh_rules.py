@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from obs_builders import SCAN_TIME
 
 from chanscan.model import Channel, EndpointResult, Status
 from chanscan.obs.ssh import STRICT_KEX_SERVER, HostKey, KexInit, SshObservation
@@ -288,8 +289,8 @@ def test_entry_point_reads_the_result() -> None:
         status=Status.OK,
         ssh=replace(CLEAN, auth_methods=("password",)),
     )
-    assert [f.id for f in findings(result)] == ["ssh.auth.password"]
-    assert findings(replace(result, ssh=None)) == []
+    assert [f.id for f in findings(result, now=SCAN_TIME)] == ["ssh.auth.password"]
+    assert findings(replace(result, ssh=None), now=SCAN_TIME) == []
 
 
 def test_database_records_are_typed_and_referenced() -> None:

@@ -447,5 +447,5 @@ def test_entry_point_reads_result_tls() -> None:
 def test_default_now_is_current_time() -> None:
     """Without ``now`` a certificate that expired in 2001 is still expired."""
     old = replace(LEAF, not_before="2000-01-01T00:00:00Z", not_after="2001-01-01T00:00:00Z")
-    ids = {f.id for f in rules.observation_findings(with_cert(chain=(old,)))}
+    ids = {f.id for f in rules.observation_findings(with_cert(chain=(old,)), now=NOW)}
     assert "tls.cert.expired" in ids

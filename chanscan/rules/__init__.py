@@ -1,19 +1,25 @@
 """Rules: pure functions from an endpoint's observations to findings.
 
-Each rule module exposes ``findings(result: EndpointResult) -> list[Finding]``; this
-package calls the ones that apply to the endpoint's channel. Rule modules never do
-I/O and never grade: grading reads their findings afterwards.
+Each rule module exposes ``findings(result: EndpointResult, *, now: datetime) ->
+list[Finding]``; this package calls the ones that apply to the endpoint's channel. Rule
+modules never do I/O, never grade and never read the wall clock: ``now`` is the scan's
+own clock (the report's ``started_at``), so ``chanscan report old.json`` next month
+gives the verdicts of the day it was scanned.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from datetime import datetime
 from functools import cache
+from typing import Protocol
 
 from chanscan.model import Channel, EndpointResult, Finding, Status
 
-RuleFn = Callable[[EndpointResult], list[Finding]]
+
+class RuleFn(Protocol):
+    def __call__(self, result: EndpointResult, *, now: datetime) -> list[Finding]: ...
+
 
 # Channel -> rule modules (under chanscan.rules) that apply to it.
 _BY_CHANNEL: dict[Channel, tuple[str, ...]] = {
@@ -35,14 +41,14 @@ def _load(name: str) -> RuleFn:
     return fn
 
 
-def evaluate(result: EndpointResult) -> list[Finding]:
-    """All findings for one endpoint, de-duplicated by id (first wins)."""
+def evaluate(result: EndpointResult, *, now: datetime) -> list[Finding]:
+    """All findings for one endpoint at scan time ``now``, de-duplicated by id (first wins)."""
     if result.status != Status.OK:
         return []
     out: list[Finding] = []
     seen: set[str] = set()
     for name in (*_BY_CHANNEL[result.channel], *_ALWAYS):
-        for f in _load(name)(result):
+        for f in _load(name)(result, now=now):
             if f.id not in seen:
                 seen.add(f.id)
                 out.append(f)

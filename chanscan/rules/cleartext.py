@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from chanscan.model import Axis, EndpointResult, Finding, Severity
 
 WINRM_HTTP_PORT = 5985
 
 
-def findings(result: EndpointResult) -> list[Finding]:
+def findings(result: EndpointResult, *, now: datetime) -> list[Finding]:
+    del now  # nothing here depends on time
     http = result.http
     if http is None:
         return []

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -138,12 +138,11 @@ def _judged(result: EndpointResult) -> PlatformInfo | None:
     return p
 
 
-def end_of_support(result: EndpointResult, today: date | None = None) -> list[Finding]:
+def end_of_support(result: EndpointResult, today: date) -> list[Finding]:
     p = _judged(result)
     if p is None:
         return []
     row = lifecycle_for(p)
-    today = today or date.today()
     if row is None or row.end_of_support > today:
         return []
     shown = " ".join(x for x in (p.product, p.version, f"build {p.build}" if p.build else "") if x)
@@ -216,5 +215,5 @@ def missing_patches(result: EndpointResult) -> list[Finding]:
     ]
 
 
-def findings(result: EndpointResult) -> list[Finding]:
-    return [*end_of_support(result), *missing_patches(result)]
+def findings(result: EndpointResult, *, now: datetime) -> list[Finding]:
+    return [*end_of_support(result, now.date()), *missing_patches(result)]

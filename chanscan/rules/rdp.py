@@ -33,13 +33,13 @@ _GPO_NLA = (
 )
 
 
-def findings(result: EndpointResult, *, now: datetime | None = None) -> list[Finding]:
+def findings(result: EndpointResult, *, now: datetime) -> list[Finding]:
     if result.rdp is None:
         return []
     return observation_findings(result.rdp, now=now)
 
 
-def observation_findings(rdp: RdpObservation, *, now: datetime | None = None) -> list[Finding]:
+def observation_findings(rdp: RdpObservation, *, now: datetime) -> list[Finding]:
     out: list[Finding] = []
     accepted = set(rdp.protocols_accepted)
     if "rdp" in accepted:

@@ -37,15 +37,15 @@ _LEGACY = {
 }
 
 
-def findings(result: EndpointResult, *, now: datetime | None = None) -> list[Finding]:
+def findings(result: EndpointResult, *, now: datetime) -> list[Finding]:
     """Entry point called by ``chanscan.rules.evaluate``."""
     if result.tls is None:
         return []
     return observation_findings(result.tls, now=now)
 
 
-def observation_findings(tls: TlsObservation, *, now: datetime | None = None) -> list[Finding]:
-    when = now if now is not None else datetime.now(UTC)
+def observation_findings(tls: TlsObservation, *, now: datetime) -> list[Finding]:
+    when = now
     out: list[Finding] = []
     unknown: list[str] = list(tls.not_determined)
     out += _protocols(tls, unknown)
