@@ -33,7 +33,7 @@ class AssessOptions:
     waivers: tuple[Waiver, ...] = ()
     # The clock to judge against; None means the report's own started_at.
     now: datetime | None = None
-    # Findings from the pin store, by (host as scanned, port).
+    # Findings from the pin store, by (address, port): identity is the address.
     pin_findings: Mapping[tuple[str, int], Sequence[Finding]] = field(default_factory=dict)
 
 
@@ -77,7 +77,7 @@ def _host_findings(report: ScanReport) -> dict[tuple[str, int], list[Finding]]:
     TLS ports of one ESXi host presenting different keys."""
     out: dict[tuple[str, int], list[Finding]] = {}
     for add in inconsistent_tls_keys(report):
-        out.setdefault((add.host, add.port), []).extend(add.findings)
+        out.setdefault((add.address, add.port), []).extend(add.findings)
     return out
 
 
@@ -98,7 +98,10 @@ def assess(report: ScanReport, opts: AssessOptions | None = None) -> ScanReport:
         assess_endpoint(
             r,
             policy_for(r.policy),
-            (*opts.pin_findings.get((r.host, r.port), ()), *host_level.get((r.host, r.port), ())),
+            (
+                *opts.pin_findings.get((r.address, r.port), ()),
+                *host_level.get((r.address, r.port), ()),
+            ),
             opts.waivers,
             now,
         )

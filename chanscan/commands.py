@@ -107,7 +107,7 @@ def assess_options(args: argparse.Namespace, folded: ScanReport) -> AssessOption
             # Key consistency across a host's ports is judged in assess, store or not.
             additions = store.check_and_record(folded, consistency=False)
         for add in additions:
-            key = (add.host, add.port)
+            key = (add.address, add.port)
             pin_findings[key] = (*pin_findings.get(key, ()), *add.findings)
     return AssessOptions(
         policy_override=args.policy,
@@ -136,6 +136,10 @@ def validate_inputs(args: argparse.Namespace) -> None:
             raise UsageError(f"--ca-bundle {args.ca_bundle}: {exc}") from None
 
 
+def _note(text: str) -> None:
+    sys.stderr.write(f"chanscan: {text}\n")
+
+
 def run_scan(
     planned: Sequence[PlannedTarget], options: ScanOptions, argv: Sequence[str]
 ) -> ScanReport:
@@ -145,6 +149,7 @@ def run_scan(
 
     collector = ResultCollector()
     collector.progress = progress_printer()
+    collector.on_note = _note
     try:
         trio.run(scan, planned, options, default_probes(), collector, Fingerprinter())
         return collector.report(complete=True, command=argv)

@@ -78,6 +78,17 @@ class PlannedTarget:
     group: str | None
     platform: PlatformHint
     policy: str
+    # Excluded networks that apply to this target (top level and its group), as CIDR
+    # text: a name is checked against them again once it resolves, so an exclude wins
+    # over a name that resolves into it ("--exclude always wins").
+    exclude: tuple[str, ...] = ()
+
+    def excludes(self, address: str) -> bool:
+        try:
+            addr = ipaddress.ip_address(address.split("%", 1)[0])
+        except ValueError:
+            return False
+        return any(addr in ipaddress.ip_network(n) for n in self.exclude)
 
 
 @dataclass
@@ -165,7 +176,7 @@ def parse_target(text: str, where: str = "target") -> _Spec:
             return _Spec(raw, port, network=ipaddress.ip_network(host, strict=False))
         except ValueError:
             raise ConfigError(f"{where}: bad CIDR {host!r}") from None
-    if "-" in host and (host[0].isdigit() or ":" in host):
+    if "-" in host and (host[0].isdigit() or ":" in host) and not _is_name(host):
         lo_s, _, hi_s = host.partition("-")
         try:
             lo = ipaddress.ip_address(lo_s)
@@ -186,6 +197,20 @@ def parse_target(text: str, where: str = "target") -> _Spec:
     if all(c.isdigit() or c == "." for c in host) or not _HOSTNAME.match(host):
         raise ConfigError(f"{where}: {host!r} is not an address, network, range or host name")
     return _Spec(raw, port, name=host.rstrip(".").lower())
+
+
+def _is_name(host: str) -> bool:
+    """A host name that merely starts with a digit (``3par-01.example``) is a name, not
+    a range: a range's ends are addresses, and a name has a label that is not a number
+    (RFC 1123 2.1 allows a leading digit)."""
+    if not _HOSTNAME.match(host) or ":" in host:
+        return False
+    lo = host.partition("-")[0]
+    try:
+        ipaddress.ip_address(lo)
+        return False
+    except ValueError:
+        return not all(c.isdigit() or c == "." for c in host.replace("-", ""))
 
 
 def _addresses(spec: _Spec) -> Iterator[IPAddress]:
@@ -301,7 +326,9 @@ def inventory_from_args(
 # -- expansion -------------------------------------------------------------------------
 def plan(inventory: Inventory, max_hosts: int = DEFAULT_MAX_HOSTS) -> list[PlannedTarget]:
     """Expand every group to hosts, applying excludes (which always win) and the scope
-    guard. Names stay unresolved; a name excluded by name is dropped here."""
+    guard. Names stay unresolved; a name excluded by name is dropped here, and the
+    excluded networks travel with each name so the scheduler applies them to the
+    addresses it resolves to. An empty scope is a usage error, never an empty pass."""
     planned: list[PlannedTarget] = []
     count = 0
     for group in inventory.groups:
@@ -313,6 +340,7 @@ def plan(inventory: Inventory, max_hosts: int = DEFAULT_MAX_HOSTS) -> list[Plann
                 ex_nets.append(s.network)
             elif s.first is not None and s.last is not None:
                 ex_nets.extend(ipaddress.summarize_address_range(s.first, s.last))
+        ex_text = tuple(str(n) for n in ex_nets)
         for text in group.hosts:
             spec = parse_target(text, f"group {group.name!r}")
             ports = (spec.port,) if spec.port else group.effective_ports
@@ -328,6 +356,7 @@ def plan(inventory: Inventory, max_hosts: int = DEFAULT_MAX_HOSTS) -> list[Plann
                         group.name,
                         group.platform,
                         group.policy,
+                        ex_text,
                     )
                 )
                 continue
@@ -348,8 +377,14 @@ def plan(inventory: Inventory, max_hosts: int = DEFAULT_MAX_HOSTS) -> list[Plann
                         group.name,
                         group.platform,
                         group.policy,
+                        ex_text,
                     )
                 )
+    if not planned:
+        raise ScopeError(
+            f"{inventory.source}: nothing to scan: every target is excluded or no group "
+            "lists a host"
+        )
     return planned
 
 

@@ -1,8 +1,12 @@
 """Change-window diff: what got worse and what got better between two scans.
 
-Endpoints are matched by the host name the user gave and the port, so a re-addressed
-host is still the same endpoint. Waived findings are ignored on both sides: a waiver is
-an accepted risk, neither a regression nor an improvement.
+Endpoints are matched by address and port: identity is the address, so each address
+behind a dual-stack or round-robin name is compared with itself (the name is a label;
+a name that did not resolve is matched by name). An endpoint scanned in only one of the
+two runs is "not compared", never gone, resolved or better: a narrower second scan
+must not read as an improvement. A certificate renewed on the same key is a change to
+note, not a regression. Waived findings are ignored on both sides: a waiver is an
+accepted risk, neither a regression nor an improvement.
 """
 
 from __future__ import annotations
@@ -31,8 +35,9 @@ class ChangeKind(StrEnum):
     ENDPOINT_UNPROBED = "endpoint_unprobed"  # was assessed, now could not be
     ENDPOINT_PROBED = "endpoint_probed"  # could not be assessed, now is
     TLS_KEY_CHANGED = "tls_key_changed"
-    TLS_CERT_CHANGED = "tls_cert_changed"  # same key, new certificate
+    TLS_CERT_CHANGED = "tls_cert_changed"  # same key, new certificate: noted, not worse
     SSH_HOST_KEY_CHANGED = "ssh_host_key_changed"
+    NOT_COMPARED = "not_compared"  # scanned in only one of the two runs
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,7 @@ class Change:
     subject: str  # finding id, grade axis, key type, or "" for the endpoint itself
     before: str | None = None
     after: str | None = None
+    address: str = ""  # the identity; ``host`` is the name the user gave
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,10 @@ class ReportDiff:
     after_started_at: str
     regressions: tuple[Change, ...] = ()
     improvements: tuple[Change, ...] = ()
+    # Neither worse nor better: renewed certificates on the same key.
+    notes: tuple[Change, ...] = ()
+    # Endpoints scanned in only one run ("before" or "after" says which).
+    not_compared: tuple[Change, ...] = ()
 
     @property
     def regressed(self) -> bool:
@@ -80,19 +90,28 @@ def _open_ids(result: EndpointResult) -> Counter[str]:
     return Counter(f.id for f in result.findings if not f.waived)
 
 
-def _compare(b: EndpointResult, a: EndpointResult) -> tuple[list[Change], list[Change]]:
+def _change(
+    r: EndpointResult, kind: ChangeKind, subject: str, before: str | None, after: str | None
+) -> Change:
+    return Change(kind, r.host, r.port, r.channel.value, subject, before, after, r.address)
+
+
+def _compare(
+    b: EndpointResult, a: EndpointResult
+) -> tuple[list[Change], list[Change], list[Change]]:
     worse: list[Change] = []
     better: list[Change] = []
+    notes: list[Change] = []
 
     def change(kind: ChangeKind, subject: str, before: str | None, after: str | None) -> Change:
-        return Change(kind, a.host, a.port, a.channel.value, subject, before, after)
+        return _change(a, kind, subject, before, after)
 
     if b.status is Status.OK and a.status in _UNPROBED:
         worse.append(change(ChangeKind.ENDPOINT_UNPROBED, "", b.status.value, a.status.value))
     elif b.status in _UNPROBED and a.status is Status.OK:
         better.append(change(ChangeKind.ENDPOINT_PROBED, "", b.status.value, a.status.value))
     if b.status is not Status.OK or a.status is not Status.OK:
-        return worse, better
+        return worse, better, notes
 
     before_ids, after_ids = _open_ids(b), _open_ids(a)
     titles = {f.id: f.title for f in (*b.findings, *a.findings)}
@@ -114,7 +133,7 @@ def _compare(b: EndpointResult, a: EndpointResult) -> tuple[list[Change], list[C
         if lb.spki_sha256 != la.spki_sha256:
             worse.append(change(ChangeKind.TLS_KEY_CHANGED, "spki", lb.spki_sha256, la.spki_sha256))
         elif lb.sha256_fingerprint != la.sha256_fingerprint:
-            worse.append(
+            notes.append(
                 change(
                     ChangeKind.TLS_CERT_CHANGED,
                     "certificate",
@@ -129,7 +148,7 @@ def _compare(b: EndpointResult, a: EndpointResult) -> tuple[list[Change], list[C
             worse.append(
                 change(ChangeKind.SSH_HOST_KEY_CHANGED, key_type, kb[key_type], ka[key_type])
             )
-    return worse, better
+    return worse, better, notes
 
 
 def _present(r: EndpointResult) -> bool:
@@ -138,74 +157,63 @@ def _present(r: EndpointResult) -> bool:
     return r.status not in (Status.CLOSED, Status.FILTERED)
 
 
+def _identity(r: EndpointResult) -> tuple[str, int]:
+    return ((r.address or r.host).lower(), r.port)
+
+
 def diff_reports(before: ScanReport, after: ScanReport) -> ReportDiff:
     def index(report: ScanReport) -> dict[tuple[str, int], EndpointResult]:
-        return {(r.host.lower(), r.port): r for r in report.endpoints}
+        return {_identity(r): r for r in report.endpoints}
 
     ib, ia = index(before), index(after)
     worse: list[Change] = []
     better: list[Change] = []
+    notes: list[Change] = []
+    unmatched: list[Change] = []
     for key, b in ib.items():
         a = ia.get(key)
-        if a is None and not _present(b):
-            continue
-        if a is None or (_present(b) and not _present(a)):
-            gone_status = "absent" if a is None else a.status.value
-            worse.append(
-                Change(
-                    ChangeKind.ENDPOINT_GONE,
-                    b.host,
-                    b.port,
-                    b.channel.value,
-                    "",
-                    b.status.value,
-                    gone_status,
+        if a is None:
+            if _present(b):
+                unmatched.append(
+                    _change(b, ChangeKind.NOT_COMPARED, "", b.status.value, "not scanned")
                 )
-            )
+            continue
+        if _present(b) and not _present(a):
+            worse.append(_change(b, ChangeKind.ENDPOINT_GONE, "", b.status.value, a.status.value))
             continue
         if not _present(b) and _present(a):
             worse.append(
-                Change(
-                    ChangeKind.ENDPOINT_APPEARED,
-                    a.host,
-                    a.port,
-                    a.channel.value,
-                    "",
-                    b.status.value,
-                    a.status.value,
-                )
+                _change(a, ChangeKind.ENDPOINT_APPEARED, "", b.status.value, a.status.value)
             )
             continue
-        w, g = _compare(b, a)
+        w, g, n = _compare(b, a)
         worse += w
         better += g
+        notes += n
     for key, a in ia.items():
         if key not in ib and _present(a):
-            worse.append(
-                Change(
-                    ChangeKind.ENDPOINT_APPEARED,
-                    a.host,
-                    a.port,
-                    a.channel.value,
-                    "",
-                    None,
-                    a.status.value,
-                )
-            )
+            unmatched.append(_change(a, ChangeKind.NOT_COMPARED, "", "not scanned", a.status.value))
     return ReportDiff(
         before_started_at=before.started_at,
         after_started_at=after.started_at,
         regressions=tuple(worse),
         improvements=tuple(better),
+        notes=tuple(notes),
+        not_compared=tuple(unmatched),
     )
 
 
 DIFF_FORMATS = ("text", "json")
 
 
+def _label(c: Change) -> str:
+    where = f"{c.host}:{c.port}"
+    return where if c.address in ("", c.host) else f"{where} ({c.address})"
+
+
 def _rows(changes: tuple[Change, ...]) -> list[list[str]]:
     return [
-        [f"{c.host}:{c.port}", c.channel, c.kind.value, c.subject, c.before or "", c.after or ""]
+        [_label(c), c.channel, c.kind.value, c.subject, c.before or "", c.after or ""]
         for c in changes
     ]
 
@@ -231,16 +239,19 @@ def render_diff(diff: ReportDiff, fmt: str = "text", table_format: str = "simple
                 _rows(diff.regressions), headers, tablefmt=table_format, disable_numparse=True
             ),
         ]
-    if diff.improvements:
-        out += [
-            "",
-            "Got better",
-            "",
-            tabulate(
-                _rows(diff.improvements), headers, tablefmt=table_format, disable_numparse=True
-            ),
-        ]
-    if not diff.regressions and not diff.improvements:
+    for title, changes in (
+        ("Got better", diff.improvements),
+        ("Changed (neither worse nor better)", diff.notes),
+        ("Not compared (scanned in only one run)", diff.not_compared),
+    ):
+        if changes:
+            out += [
+                "",
+                title,
+                "",
+                tabulate(_rows(changes), headers, tablefmt=table_format, disable_numparse=True),
+            ]
+    if not (diff.regressions or diff.improvements or diff.notes or diff.not_compared):
         out += ["", "No changes."]
     return "\n".join(out) + "\n"
 

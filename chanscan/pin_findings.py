@@ -102,11 +102,12 @@ def inconsistent_tls_keys(report: ScanReport) -> list[PinFindings]:
         product = (r.platform.product or "").lower() if r.platform else ""
         if "esxi" in product:
             hint = PlatformHint.ESXI
+        # One machine is one address: two addresses behind a name are two hosts.
         if hint in ONE_KEY_PORTS:
-            platform[r.host] = hint
+            platform[r.address] = hint
         spki = tls_spki(r) if r.status is Status.OK else None
         if spki is not None:
-            hosts[r.host].append((r, spki))
+            hosts[r.address].append((r, spki))
     out: list[PinFindings] = []
     for host, seen in hosts.items():
         kind = platform.get(host)
@@ -142,10 +143,10 @@ def apply_pin_findings(report: ScanReport, additions: list[PinFindings]) -> Scan
     without explanation voids every other MITM protection."""
     extra: dict[tuple[str, int], list[Finding]] = defaultdict(list)
     for add in additions:
-        extra[(add.host, add.port)].extend(add.findings)
+        extra[(add.address, add.port)].extend(add.findings)
     results = []
     for r in report.endpoints:
-        new = extra.get((r.host, r.port))
+        new = extra.get((r.address, r.port))
         if not new:
             results.append(r)
             continue

@@ -1,11 +1,15 @@
 """Host-key pinning across scans, to catch a man in the middle.
 
-A SQLite store (stdlib ``sqlite3``) keeps, per host and port, the SSH host key
+A SQLite store (stdlib ``sqlite3``) keeps, per address and port, the SSH host key
 fingerprints whose possession the server proved (``HostKey.verified``: it signed the
 exchange hash, RFC 4253 8) and the TLS leaf SPKI hash. The first scan records them
 (trust on first use); a later scan that sees another key raises a critical MITM
 finding until a person accepts the change (``accept``), which promotes exactly the key
 last seen, never a blank cheque.
+
+Identity is the address: a dual-stack or round-robin name is several endpoints, each
+pinned on its own (the name is kept as a label), so scanning it never flips one pin
+between the keys of different machines.
 
 Concurrent scans may share one store: WAL journaling plus a busy timeout, and every
 check-and-record runs in one ``BEGIN IMMEDIATE`` transaction, so two writers serialize
@@ -67,15 +71,27 @@ CREATE TABLE IF NOT EXISTS pins (
     host TEXT NOT NULL, port INTEGER NOT NULL, kind TEXT NOT NULL, key_type TEXT NOT NULL,
     fingerprint TEXT NOT NULL, address TEXT NOT NULL, source TEXT NOT NULL,
     first_seen TEXT NOT NULL, last_seen TEXT NOT NULL,
-    PRIMARY KEY (host, port, kind, key_type));
+    PRIMARY KEY (address, port, kind, key_type));
 CREATE TABLE IF NOT EXISTS pending (
     host TEXT NOT NULL, port INTEGER NOT NULL, kind TEXT NOT NULL, key_type TEXT NOT NULL,
     fingerprint TEXT NOT NULL, address TEXT NOT NULL, seen TEXT NOT NULL,
-    PRIMARY KEY (host, port, kind, key_type));
+    PRIMARY KEY (address, port, kind, key_type));
 CREATE TABLE IF NOT EXISTS known_hosts (
     name TEXT NOT NULL, port INTEGER NOT NULL, salt BLOB NOT NULL, digest BLOB NOT NULL,
     key_type TEXT NOT NULL, fingerprint TEXT NOT NULL, imported TEXT NOT NULL,
     UNIQUE (name, port, salt, digest, key_type, fingerprint));
+"""
+# Version 1 keyed pins by (host name, port); version 2 keys them by (address, port).
+_USER_VERSION = 2
+_MIGRATE_V1 = """
+ALTER TABLE pins RENAME TO pins_v1;
+ALTER TABLE pending RENAME TO pending_v1;
+"""
+_COPY_V1 = """
+INSERT OR REPLACE INTO pins SELECT * FROM pins_v1 WHERE address != '';
+INSERT OR REPLACE INTO pending SELECT * FROM pending_v1 WHERE address != '';
+DROP TABLE pins_v1;
+DROP TABLE pending_v1;
 """
 
 
@@ -143,7 +159,19 @@ class PinStore:
                 mode = db.execute("PRAGMA journal_mode").fetchone()[0]
                 if str(mode).lower() != "wal":
                     db.execute("PRAGMA journal_mode=WAL")
-                db.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")
+                version = db.execute("PRAGMA user_version").fetchone()[0]
+                has_pins = db.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type='table' AND name='pins'"
+                ).fetchone()
+                if has_pins and version < _USER_VERSION:
+                    # A store written by a version that keyed pins by name: re-key it by
+                    # address, keeping every pin (a name's last address is what it has).
+                    script = f"{_MIGRATE_V1}{_SCHEMA}{_COPY_V1}"
+                else:
+                    script = _SCHEMA
+                db.executescript(
+                    f"BEGIN IMMEDIATE;{script}PRAGMA user_version={_USER_VERSION};COMMIT;"
+                )
                 return
             except sqlite3.OperationalError as exc:
                 if db.in_transaction:
@@ -240,21 +268,22 @@ class PinStore:
         stamp = now or _now()
         with self._tx() as db:
             rows = db.execute(
-                "SELECT DISTINCT host, port, kind FROM pending"
+                "SELECT DISTINCT address, port, kind FROM pending"
                 " WHERE (host = ?1 OR address = ?1) AND (?2 IS NULL OR port = ?2)",
                 (host.lower(), port),
             ).fetchall()
-            for h, p, kind in rows:
+            for a, p, kind in rows:
                 # The pending set is everything proven in that scan, so it replaces the
                 # pinned set whole (a key type the server dropped must not linger).
-                db.execute("DELETE FROM pins WHERE host=? AND port=? AND kind=?", (h, p, kind))
+                key = (a, p, kind)
+                db.execute("DELETE FROM pins WHERE address=? AND port=? AND kind=?", key)
                 db.execute(
                     "INSERT INTO pins SELECT host, port, kind, key_type, fingerprint, address,"
-                    " 'accepted', ?, ? FROM pending WHERE host=? AND port=? AND kind=?",
-                    (stamp, stamp, h, p, kind),
+                    " 'accepted', ?, ? FROM pending WHERE address=? AND port=? AND kind=?",
+                    (stamp, stamp, *key),
                 )
-                db.execute("DELETE FROM pending WHERE host=? AND port=? AND kind=?", (h, p, kind))
-        return len({(h, p) for h, p, _ in rows})
+                db.execute("DELETE FROM pending WHERE address=? AND port=? AND kind=?", key)
+        return len({(a, p) for a, p, _ in rows})
 
     def import_known_hosts(self, path: str | Path, now: str | None = None) -> ImportResult:
         parsed = read_known_hosts(path)
@@ -291,8 +320,8 @@ def _check_ssh(
         t: Pin(*row)
         for row in db.execute(
             "SELECT host, port, kind, key_type, fingerprint, address, source, first_seen,"
-            " last_seen FROM pins WHERE host=? AND port=? AND kind='ssh'",
-            (host, r.port),
+            " last_seen FROM pins WHERE address=? AND port=? AND kind='ssh'",
+            (r.address, r.port),
         )
         for t in (row[3],)
     }
@@ -326,13 +355,15 @@ def _check_ssh(
         for t, fp in keys.items():
             if t in pinned:
                 db.execute(
-                    "UPDATE pins SET last_seen=?, address=? WHERE host=? AND port=? AND"
+                    "UPDATE pins SET last_seen=?, host=? WHERE address=? AND port=? AND"
                     " kind='ssh' AND key_type=?",
-                    (stamp, r.address, host, r.port, t),
+                    (stamp, host, r.address, r.port, t),
                 )
             else:  # a new key type next to a proven, unchanged one: the same server
                 _upsert_pin(db, Pin(host, r.port, "ssh", t, fp, r.address, "scan", stamp, stamp))
-        db.execute("DELETE FROM pending WHERE host=? AND port=? AND kind='ssh'", (host, r.port))
+        db.execute(
+            "DELETE FROM pending WHERE address=? AND port=? AND kind='ssh'", (r.address, r.port)
+        )
         return []
 
     evidence = []
@@ -348,7 +379,7 @@ def _check_ssh(
             f"none of the pinned key types ({', '.join(sorted(pinned))}) proven; server"
             f" proved only {offered}"
         )
-    db.execute("DELETE FROM pending WHERE host=? AND port=? AND kind='ssh'", (host, r.port))
+    db.execute("DELETE FROM pending WHERE address=? AND port=? AND kind='ssh'", (r.address, r.port))
     db.executemany(
         "INSERT INTO pending VALUES (?, ?, 'ssh', ?, ?, ?, ?)",
         [(host, r.port, t, fp, r.address, stamp) for t, fp in keys.items()],
@@ -360,8 +391,8 @@ def _check_tls(db: sqlite3.Connection, r: EndpointResult, spki: str, stamp: str)
     host = r.host.lower()
     row = db.execute(
         "SELECT host, port, kind, key_type, fingerprint, address, source, first_seen, last_seen"
-        " FROM pins WHERE host=? AND port=? AND kind='tls' AND key_type=''",
-        (host, r.port),
+        " FROM pins WHERE address=? AND port=? AND kind='tls' AND key_type=''",
+        (r.address, r.port),
     ).fetchone()
     if row is None:
         _upsert_pin(db, Pin(host, r.port, "tls", "", spki, r.address, "scan", stamp, stamp))
@@ -369,10 +400,12 @@ def _check_tls(db: sqlite3.Connection, r: EndpointResult, spki: str, stamp: str)
     pinned = Pin(*row)
     if pinned.fingerprint == spki:
         db.execute(
-            "UPDATE pins SET last_seen=?, address=? WHERE host=? AND port=? AND kind='tls'",
-            (stamp, r.address, host, r.port),
+            "UPDATE pins SET last_seen=?, host=? WHERE address=? AND port=? AND kind='tls'",
+            (stamp, host, r.address, r.port),
         )
-        db.execute("DELETE FROM pending WHERE host=? AND port=? AND kind='tls'", (host, r.port))
+        db.execute(
+            "DELETE FROM pending WHERE address=? AND port=? AND kind='tls'", (r.address, r.port)
+        )
         return []
     db.execute(
         "INSERT OR REPLACE INTO pending VALUES (?, ?, 'tls', '', ?, ?, ?)",

@@ -28,7 +28,7 @@ from chanscan import __version__
 from chanscan.aiobridge import AsyncioBridge
 from chanscan.config import PlannedTarget
 from chanscan.discovery import discover
-from chanscan.errors import ConnectError, ProbeError
+from chanscan.errors import ConnectError, ProbeError, ScopeError
 from chanscan.model import (
     SCHEMA_ID,
     Channel,
@@ -71,6 +71,13 @@ class ResultCollector:
         self.started_at = now_rfc3339()
         self.interrupted = False
         self.progress: Callable[[int, int], None] | None = None
+        # Things the operator should hear before the scan runs (e.g. a name that lost
+        # addresses to an exclude); the CLI prints them to stderr.
+        self.on_note: Callable[[str], None] | None = None
+
+    def note(self, text: str) -> None:
+        if self.on_note is not None:
+            self.on_note(text)
 
     def add(self, result: EndpointResult) -> None:
         self.results.append(result)
@@ -375,10 +382,13 @@ async def _resolve(name: str) -> list[str]:
 
 
 async def resolve_targets(
-    planned: Sequence[PlannedTarget], deadline: float = 10.0
+    planned: Sequence[PlannedTarget],
+    deadline: float = 10.0,
+    notes: list[str] | None = None,
 ) -> tuple[list[Endpoint], list[EndpointResult]]:
     """Resolve every name once, concurrently. A name that does not resolve becomes an
-    error row per port (the scan of everything else goes on)."""
+    error row per port (the scan of everything else goes on). Excludes apply to the
+    resolved addresses too; each name that lost addresses to one is told in ``notes``."""
     names = sorted({p.host.name for p in planned if p.host.name})
     resolved: dict[str, list[str] | str] = {}
 
@@ -418,7 +428,12 @@ async def resolve_targets(
                         )
                     )
                 continue
-            pairs = [(p.host.name, a) for a in got]
+            kept = [a for a in got if not p.excludes(a)]
+            if notes is not None and len(kept) < len(got):
+                lost = ", ".join(a for a in got if a not in kept)
+                left = f"; scanning {', '.join(kept)}" if kept else "; nothing left to scan"
+                notes.append(f"{p.host.name} resolves to excluded {lost}{left}")
+            pairs = [(p.host.name, a) for a in kept]
         for host, addr in pairs:
             for port in p.ports:
                 if (addr, port) in seen:
@@ -480,7 +495,13 @@ async def scan(
     fingerprint: Fingerprinter | None = None,
 ) -> ScanReport:
     collector = collector if collector is not None else ResultCollector()
-    endpoints, failed = await resolve_targets(planned)
+    notes: list[str] = []
+    endpoints, failed = await resolve_targets(planned, notes=notes)
+    for text in notes:
+        collector.note(text)
+    if not endpoints and not failed:
+        # Every name resolved into an exclude: an empty scope, never an empty pass.
+        raise ScopeError("nothing to scan: every target resolves to an excluded address")
     collector.total = len(endpoints) + len(failed)
     for r in failed:
         collector.add(r)

@@ -61,7 +61,30 @@ def test_platform_selects_default_ports() -> None:
 def test_exclude_always_wins() -> None:
     got = addresses(["192.0.2.0/29", "192.0.2.3"], exclude=("192.0.2.2-192.0.2.4", "192.0.2.7"))
     assert got == ["192.0.2.0", "192.0.2.1", "192.0.2.5", "192.0.2.6"]
-    assert addresses(["198.51.100.0/24"], exclude=("198.51.100.0/23",)) == []
+    # A scope that ends up empty is a usage error (exit 2), never an empty pass.
+    with pytest.raises(ScopeError, match="nothing to scan"):
+        addresses(["198.51.100.0/24"], exclude=("198.51.100.0/23",))
+
+
+def test_excludes_travel_with_names_to_apply_after_resolution() -> None:
+    inv = inventory_from_args(
+        ["vc.example", "192.0.2.9"], None, PlatformHint.AUTO, "default", ("192.0.2.0/30",)
+    )
+    named = next(p for p in plan(inv) if p.host.name == "vc.example")
+    assert named.excludes("192.0.2.1") and named.excludes("192.0.2.3")
+    assert not named.excludes("192.0.2.4") and not named.excludes("2001:db8::1")
+
+
+@pytest.mark.parametrize("name", ["3par-01.example", "1password-vault.example", "9-lives.example"])
+def test_names_that_start_with_a_digit_are_names(name: str) -> None:
+    spec = parse_target(name)
+    assert spec.name == name and spec.first is None
+
+
+@pytest.mark.parametrize("text", ["192.0.2.5-20", "192.0.2.5-192.0.2.9"])
+def test_ranges_stay_ranges(text: str) -> None:
+    spec = parse_target(text)
+    assert spec.name is None and spec.first is not None and spec.last is not None
 
 
 def test_scope_guard() -> None:
@@ -120,6 +143,11 @@ BAD_TOML = {
     ),
     "no_hosts": ("[groups.a]\nports = [22]\n", r"group 'a' has no 'hosts'"),
     "bad_range": ('[groups.a]\nhosts = ["192.0.2.9-192.0.2.1"]\n', r"bad address range"),
+    "empty_hosts": ("[groups.a]\nhosts = []\n", r"t\.toml: nothing to scan"),
+    "all_excluded": (
+        'exclude = ["192.0.2.0/24"]\n[groups.a]\nhosts = ["192.0.2.8/29"]\n',
+        r"t\.toml: nothing to scan",
+    ),
 }
 
 

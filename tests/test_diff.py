@@ -79,7 +79,7 @@ def test_each_kind_of_regression_and_improvement() -> None:
         grade=Grade(eavesdropping="D", mitm="B", overall="D"),
     )
     after = _replace_endpoint(after, 7, status=Status.OK, error=None)  # timeout -> probed
-    after = dataclasses.replace(after, endpoints=after.endpoints[:-1])  # error endpoint gone
+    after = dataclasses.replace(after, endpoints=after.endpoints[:-1])  # not scanned again
     extra = EndpointResult(
         host="vc01.example.com",
         address="192.0.2.10",
@@ -95,17 +95,22 @@ def test_each_kind_of_regression_and_improvement() -> None:
     assert (ChangeKind.FINDING_NEW, "vc01.example.com", 443, "tls.protocol.tls1_0") in worse
     assert (ChangeKind.GRADE_WORSE, "vc01.example.com", 443, "overall") in worse
     assert (ChangeKind.SSH_HOST_KEY_CHANGED, "esx01.example.com", 22, "ssh-ed25519") in worse
-    assert (ChangeKind.ENDPOINT_GONE, "203.0.113.9", 902, "") in worse
-    assert (ChangeKind.ENDPOINT_APPEARED, "vc01.example.com", 5480, "") in worse
+    # Scanned in only one of the two runs: not compared, neither worse nor better.
+    unmatched = {(c.kind, c.host, c.port, c.before, c.after) for c in diff.not_compared}
+    assert unmatched == {
+        (ChangeKind.NOT_COMPARED, "203.0.113.9", 902, "error", "not scanned"),
+        (ChangeKind.NOT_COMPARED, "vc01.example.com", 5480, "not scanned", "ok"),
+    }
     better = {(c.kind, c.host, c.port, c.subject) for c in diff.improvements}
     assert (ChangeKind.FINDING_RESOLVED, "esx01.example.com", 22, "ssh.hostkey.rsa_short") in better
     assert (ChangeKind.GRADE_BETTER, "esx01.example.com", 22, "overall") in better
     assert (ChangeKind.ENDPOINT_PROBED, "xen01.example.com", 443, "") in better
-    assert len(diff.regressions) == 7  # the above plus the C -> eavesdropping C axis
+    assert len(diff.regressions) == 5  # the above plus the C -> eavesdropping C axis
     assert diff.regressed and exit_code(diff) == 1
 
     text = render_diff(diff)
     assert "Got worse" in text and "Got better" in text and "tls_key_changed" in text
+    assert "Not compared (scanned in only one run)" in text
     data = json.loads(render_diff(diff, "json"))
     assert data["regressed"] is True
     assert len(data["regressions"]) == len(diff.regressions)
@@ -129,7 +134,8 @@ def test_waived_findings_and_same_key_new_cert() -> None:
         https.tls, certificate=dataclasses.replace(https.tls.certificate, chain=(leaf,))
     )
     diff = diff_reports(before, _replace_endpoint(before, 1, tls=tls))
-    assert kinds(diff.regressions) == [ChangeKind.TLS_CERT_CHANGED]
+    assert kinds(diff.regressions) == [] and not diff.regressed
+    assert kinds(diff.notes) == [ChangeKind.TLS_CERT_CHANGED]
 
 
 def test_probed_endpoint_becoming_unreachable_is_a_regression() -> None:

@@ -291,7 +291,7 @@ start = time.monotonic()
 def result(i):
     leaf = Certificate(subject="CN=x", issuer="CN=x", serial="1", not_before="",
                        not_after="", spki_sha256=f"spki-{i}")
-    return EndpointResult(host=f"h{i}.example.com", address="192.0.2.1", port=443,
+    return EndpointResult(host=f"h{i}.example.com", address=f"2001:db8::{i:x}", port=443,
                           channel=Channel.TLS, status=Status.OK,
                           tls=TlsObservation(certificate=CertificateChecks((leaf,), "x")))
 for r in range(rounds):
@@ -334,5 +334,7 @@ def test_two_processes_write_one_store(tmp_path: Path) -> None:
     assert a0 < b1 and b0 < a1, "the writers did not overlap; the test proved nothing"
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        hosts = {h for (h,) in db.execute("SELECT host FROM pins")}
-    assert hosts == {f"h{i}.example.com" for i in range((rounds - 1) * 5 + 10)}
+        pinned = set(db.execute("SELECT host, address FROM pins"))
+    assert pinned == {
+        (f"h{i}.example.com", f"2001:db8::{i:x}") for i in range((rounds - 1) * 5 + 10)
+    }
