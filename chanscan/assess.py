@@ -4,6 +4,9 @@ Order is fixed: host platforms are folded first (remediation, policies and the
 platform rules depend on them), then channel rules, policy violations and pin
 findings, then the platform's remediation text, then waivers (they mark, never drop),
 and grading last, so that every finding, a changed pin included, can cap a grade.
+Last, once per address, the host: its own findings (patch level, end of support: they
+fail the gate but cap no channel, so a channel's grade never depends on which other
+ports were scanned) and its grade (the worst channel, with the cleartext-beside-TLS cap).
 
 Time is the scan's own: every rule, expiry and waiver is judged at the report's
 ``started_at``, never at the clock of the machine rendering it, so assessing a saved
@@ -19,7 +22,7 @@ from pathlib import Path
 
 from chanscan import grading, rules
 from chanscan.fingerprint.fold import fold_host
-from chanscan.model import EndpointResult, Finding, ScanReport, Status
+from chanscan.model import Endpoint, EndpointResult, Finding, HostResult, ScanReport, Status
 from chanscan.pin_findings import inconsistent_tls_keys
 from chanscan.policies import Policy, evaluate_policy, load_policy
 from chanscan.remediation import with_remediation
@@ -94,7 +97,7 @@ def assess(report: ScanReport, opts: AssessOptions | None = None) -> ScanReport:
             policies[chosen] = load_policy(chosen, opts.policy_file)
         return policies[chosen]
 
-    out = [
+    endpoints = [
         assess_endpoint(
             r,
             policy_for(r.policy),
@@ -107,4 +110,35 @@ def assess(report: ScanReport, opts: AssessOptions | None = None) -> ScanReport:
         )
         for r in report.endpoints
     ]
-    return replace(report, endpoints=tuple(out))
+    return replace(
+        report, endpoints=tuple(endpoints), hosts=assess_hosts(endpoints, opts.waivers, now)
+    )
+
+
+def assess_hosts(
+    endpoints: Sequence[EndpointResult], waivers: Sequence[Waiver], now: datetime
+) -> tuple[HostResult, ...]:
+    """One row per address that was scanned (a name that did not resolve has none)."""
+    by_address: dict[str, list[EndpointResult]] = {}
+    for r in endpoints:
+        if r.address:
+            by_address.setdefault(r.address, []).append(r)
+    graded = grading.host_grades(endpoints)
+    hosts = []
+    for address, rows in by_address.items():
+        names = tuple(dict.fromkeys(r.host for r in rows if r.host != address))
+        probed = [r for r in rows if r.status is Status.OK]
+        platform = probed[0].platform if probed else None
+        found = rules.evaluate_host(platform, now=now) if probed else []
+        label = Endpoint(host=names[0] if names else address, address=address, port=0)
+        final = apply_waivers(found, label, waivers, now.date())
+        hosts.append(
+            HostResult(
+                address=address,
+                names=names,
+                platform=platform,
+                findings=tuple(final),
+                grade=graded.get(address),
+            )
+        )
+    return tuple(hosts)

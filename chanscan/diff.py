@@ -157,6 +157,31 @@ def _present(r: EndpointResult) -> bool:
     return r.status not in (Status.CLOSED, Status.FILTERED)
 
 
+def _compare_hosts(before: ScanReport, after: ScanReport) -> tuple[list[Change], list[Change]]:
+    """Host findings (patch level, end of support) of machines assessed in both runs."""
+    hb = {h.address: h for h in before.hosts}
+    worse: list[Change] = []
+    better: list[Change] = []
+    for a in after.hosts:
+        b = hb.get(a.address)
+        if b is None:
+            continue
+        name = a.names[0] if a.names else a.address
+        ids_b = {f.id: f.title for f in b.findings if not f.waived}
+        ids_a = {f.id: f.title for f in a.findings if not f.waived}
+        for fid in sorted(ids_a.keys() - ids_b.keys()):
+            worse.append(
+                Change(ChangeKind.FINDING_NEW, name, 0, "host", fid, None, ids_a[fid], a.address)
+            )
+        for fid in sorted(ids_b.keys() - ids_a.keys()):
+            better.append(
+                Change(
+                    ChangeKind.FINDING_RESOLVED, name, 0, "host", fid, ids_b[fid], None, a.address
+                )
+            )
+    return worse, better
+
+
 def _identity(r: EndpointResult) -> tuple[str, int]:
     return ((r.address or r.host).lower(), r.port)
 
@@ -193,6 +218,9 @@ def diff_reports(before: ScanReport, after: ScanReport) -> ReportDiff:
     for key, a in ia.items():
         if key not in ib and _present(a):
             unmatched.append(_change(a, ChangeKind.NOT_COMPARED, "", "not scanned", a.status.value))
+    w, g = _compare_hosts(before, after)
+    worse += w
+    better += g
     return ReportDiff(
         before_started_at=before.started_at,
         after_started_at=after.started_at,
@@ -207,7 +235,7 @@ DIFF_FORMATS = ("text", "json")
 
 
 def _label(c: Change) -> str:
-    where = f"{c.host}:{c.port}"
+    where = f"{c.host}:{c.port}" if c.port else c.host
     return where if c.address in ("", c.host) else f"{where} ({c.address})"
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chanscan.errors import UsageError
-from chanscan.model import EndpointResult, Finding, ScanReport, Severity, Status
+from chanscan.model import EndpointResult, Finding, HostResult, ScanReport, Severity, Status
 
 # Best first, as in the SSL Labs rating guide (A+ above A; E is ours, between D and F).
 GRADES = ("A+", "A", "A-", "B", "C", "D", "E", "F")
@@ -94,13 +94,59 @@ def endpoint_gate_failures(
     return out
 
 
+def host_gate_failures(
+    host: HostResult, fail_on: Severity, min_grade: str | None = None, graded: bool = False
+) -> list[GateFailure]:
+    """A host's own findings (patch level, end of support) over the gate, and its grade
+    below ``min_grade`` unless one of its endpoints already failed on grade
+    (``graded``): the host grade adds only what no channel shows (cleartext beside TLS)."""
+    name = host.names[0] if host.names else host.address
+    out = [
+        GateFailure(
+            host=name,
+            address=host.address,
+            port=0,
+            channel="host",
+            kind="finding",
+            subject=f.id,
+            severity=f.severity,
+            message=f"{f.severity.value}: {f.title}",
+        )
+        for f in host.findings
+        if over_gate(f, fail_on)
+    ]
+    g = host.grade
+    if (
+        min_grade is not None
+        and not graded
+        and g is not None
+        and grade_rank(g.overall) > grade_rank(min_grade)
+    ):
+        out.append(
+            GateFailure(
+                host=name,
+                address=host.address,
+                port=0,
+                channel="host",
+                kind="grade",
+                subject="overall",
+                severity=None,
+                message=f"host grade {g.overall} is below the minimum {min_grade}",
+            )
+        )
+    return out
+
+
 def gate_failures(
     report: ScanReport, fail_on: Severity, min_grade: str | None = None
 ) -> list[GateFailure]:
-    """Every reason the report fails the gate, in report order."""
+    """Every reason the report fails the gate: endpoints in report order, then hosts."""
     out: list[GateFailure] = []
     for result in report.endpoints:
         out.extend(endpoint_gate_failures(result, fail_on, min_grade))
+    graded = {f.address for f in out if f.kind == "grade"}
+    for host in report.hosts:
+        out.extend(host_gate_failures(host, fail_on, min_grade, host.address in graded))
     return out
 
 

@@ -40,9 +40,17 @@ _SEVERITY_ORDER = (
 
 
 class Axis(StrEnum):
+    """What a finding weighs on: exactly the channel axes it caps (docs/grading.md).
+
+    ``host`` findings are about the machine (patch level, end of support): they fail
+    the gate and show per host, but a channel's grade describes only the channel.
+    ``none`` findings cap nothing (reminders, what could not be measured)."""
+
     MITM = "mitm"
     EAVESDROPPING = "eavesdropping"
     BOTH = "both"
+    HOST = "host"
+    NONE = "none"
 
 
 class Channel(StrEnum):
@@ -164,6 +172,20 @@ class EndpointResult:
 
 
 @dataclass(frozen=True)
+class HostResult:
+    """One machine (one address) as assess sees it across its endpoints: its platform,
+    the findings about the host itself (patch level, end of support), and its grade:
+    the worst of its channels, with the cleartext-beside-TLS cap. Computed once in
+    assess and written to the report, so the gate and every format use the same one."""
+
+    address: str
+    names: tuple[str, ...] = ()  # the names the user gave that resolved here
+    platform: PlatformInfo | None = None
+    findings: tuple[Finding, ...] = ()
+    grade: Grade | None = None
+
+
+@dataclass(frozen=True)
 class ScanReport:
     schema: str
     tool_version: str
@@ -172,3 +194,4 @@ class ScanReport:
     finished_at: str
     endpoints: tuple[EndpointResult, ...]
     command: tuple[str, ...] = ()
+    hosts: tuple[HostResult, ...] = ()  # filled by assess; empty in a raw scan

@@ -125,7 +125,7 @@ def inconsistent_tls_keys(report: ScanReport) -> list[PinFindings]:
                 id=TLS_INCONSISTENT,
                 title=f"TLS ports of one {kind.value} host present different keys",
                 severity=Severity.MEDIUM,
-                axis=Axis.MITM,
+                axis=Axis.NONE,  # a hint to investigate; caps nothing
                 evidence=evidence,
                 remediation=(
                     "Install the host's machine certificate on every service, or find out "

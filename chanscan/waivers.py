@@ -134,7 +134,7 @@ def _expired_finding(w: Waiver, finding_ids: list[str]) -> Finding:
         id=EXPIRED_ID,
         title=f"Waiver for {w.finding} expired on {w.expires.isoformat()}",
         severity=Severity.LOW,
-        axis=Axis.BOTH,
+        axis=Axis.NONE,  # about the waiver file; caps nothing
         evidence=(
             f"waiver: {w.source}" if w.source else f"waiver for {w.finding}",
             f"host pattern: {w.host}",

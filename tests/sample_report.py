@@ -8,9 +8,11 @@ ever contacted.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import replace
 
 from obs_builders import certificate, checks_for, kexinit, make_finding, openssh
 
+from chanscan.assess import assess_hosts, scan_time
 from chanscan.model import (
     SCHEMA_ID,
     Axis,
@@ -178,9 +180,7 @@ def sample_report() -> ScanReport:
         tls=tls_obs(
             "esx01.example.com", "c3BraS1lc3gwMQ==", "bb" * 32, legacy=True, self_signed=True
         ),
-        platform=PlatformInfo(
-            product="VMware ESXi", version="6.7.0", build="17167734", confidence="high"
-        ),
+        platform=PlatformInfo(product="ESXi", version="6.7.0", build="17167734", confidence="high"),
         findings=(
             finding(
                 "tls.protocol.tls1_0",
@@ -360,7 +360,7 @@ def sample_report() -> ScanReport:
         connections=2,
         elapsed_ms=120,
     )
-    return ScanReport(
+    report = ScanReport(
         schema=SCHEMA_ID,
         tool_version="0.1.0",
         complete=True,
@@ -379,3 +379,7 @@ def sample_report() -> ScanReport:
         ),
         command=("chanscan", "scan", "--targets", "estate.txt"),
     )
+    # The host rows as assess makes them (platform currency, host grades), judged at
+    # the report's own started_at.
+    hosts = assess_hosts(report.endpoints, (), scan_time(report))
+    return replace(report, hosts=hosts)

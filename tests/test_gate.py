@@ -23,6 +23,7 @@ def test_fail_on_threshold_and_waivers() -> None:
     high = gate_failures(report, Severity.HIGH)
     assert sorted(f.subject for f in high) == [
         "http.plaintext_management",
+        "platform.end_of_support",  # the host finding: fails the gate, caps nothing
         "ssh.hostkey.rsa_short",
         "ssh.kex.dh_group1",
         "tls.protocol.tls1_0",
@@ -32,7 +33,8 @@ def test_fail_on_threshold_and_waivers() -> None:
     assert [f.subject for f in gate_failures(report, Severity.CRITICAL)] == [
         "ssh.hostkey.rsa_short"
     ]
-    assert len(gate_failures(report, Severity.INFO)) == 9  # 10 findings, one waived
+    # 10 endpoint findings, one waived, and the host's end of support
+    assert len(gate_failures(report, Severity.INFO)) == 10
     unwaived = dataclasses.replace(
         report,
         endpoints=tuple(
@@ -42,7 +44,7 @@ def test_fail_on_threshold_and_waivers() -> None:
             for r in report.endpoints
         ),
     )
-    assert len(gate_failures(unwaived, Severity.HIGH)) == 6
+    assert len(gate_failures(unwaived, Severity.HIGH)) == 7  # six on endpoints, one host
 
 
 def test_min_grade() -> None:

@@ -50,7 +50,8 @@ def test_rdp_table(o: RdpObservation, expected: set[str]) -> None:
 
 def test_axes_and_evidence() -> None:
     f = {x.id: x for x in rules.observation_findings(obs("rdp", "ssl"), now=NOW)}
-    assert f["rdp.standard_security"].axis is Axis.EAVESDROPPING
+    # No TLS and no server authentication: both axes.
+    assert f["rdp.standard_security"].axis is Axis.BOTH
     assert f["rdp.no_nla"].axis is Axis.MITM
     assert f["rdp.no_nla"].evidence == (
         "accepted without CredSSP: rdp",

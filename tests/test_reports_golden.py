@@ -93,11 +93,13 @@ def test_colour_only_when_asked() -> None:
 
 def test_junit_counts_and_waivers() -> None:
     root = ET.fromstring(render(sample_report(), "junit", RenderOptions()))
-    assert root.get("tests") == "9"
+    assert root.get("tests") == "10"  # 9 endpoints and the one host with a host finding
     assert root.get("errors") == "2"  # timeout + error endpoints
     assert root.get("skipped") == "1"  # the closed port
     messages = [f.get("message", "") for f in root.iter("failure")]
-    assert len(messages) == 5  # the findings at high or above that are not waived
+    # the findings at high or above that are not waived, the host's end of support too
+    assert len(messages) == 6
+    assert any(m.startswith("platform.end_of_support") for m in messages)
     assert not any("self_signed" in m for m in messages)  # waived never fails
 
 
@@ -105,7 +107,15 @@ def test_sarif_levels_and_suppressions() -> None:
     log = json.loads(render(sample_report(), "sarif", RenderOptions()))
     run = log["runs"][0]
     results = run["results"]
-    assert len(results) == sum(len(r.findings) for r in sample_report().endpoints)
+    report = sample_report()
+    assert len(results) == sum(len(r.findings) for r in report.endpoints) + sum(
+        len(h.findings) for h in report.hosts
+    )
+    (host_result,) = [r for r in results if r["properties"]["channel"] == "host"]
+    assert host_result["ruleId"] == "platform.end_of_support"
+    assert host_result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == (
+        "host://esx01.example.com"
+    )
     levels = {r["ruleId"]: r["level"] for r in results}
     assert levels["ssh.hostkey.rsa_short"] == "error"
     assert levels["tls.cipher.no_forward_secrecy"] == "warning"
@@ -127,7 +137,7 @@ def test_sarif_levels_and_suppressions() -> None:
 def test_ipv6_hosts_are_bracketed_in_uris() -> None:
     base = sample_report()
     ssh = dataclasses.replace(base.endpoints[3], host="2001:db8::21", address="2001:db8::21")
-    report = dataclasses.replace(base, endpoints=(ssh,))
+    report = dataclasses.replace(base, endpoints=(ssh,), hosts=())
     log = json.loads(render(report, "sarif", RenderOptions()))
     uris = {
         r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]

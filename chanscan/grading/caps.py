@@ -112,16 +112,14 @@ DERIVED_TLS_CAPS: tuple[CapRule, ...] = (
 # RDP, cleartext, pins and platform findings.
 OTHER_CAPS: tuple[CapRule, ...] = (
     CapRule("rdp.standard_security", E, "F", "[MS-RDPBCGR] 5.3; CVE-2005-1794", "chanscan"),
-    CapRule("rdp.no_nla", M, "C", "[MS-RDPBCGR] 5.4; [MS-CSSP]", "chanscan"),
+    CapRule("rdp.standard_security", M, "F", "[MS-RDPBCGR] 5.3.3; CVE-2005-1794", "chanscan"),
+    CapRule("rdp.no_nla", M, "B", "[MS-RDPBCGR] 5.4; [MS-CSSP]", "chanscan"),
     CapRule(
         "cleartext.management_port", E, "C", "RFC 9110 4.2.1 (http is not secured)", "chanscan"
     ),
+    CapRule("cleartext.management_port", M, "F", "RFC 9110 4.2.1; RFC 6797 2.3.1", "chanscan"),
     CapRule("pin.ssh_host_key_changed", M, "F", "RFC 4251 4.1", "chanscan"),
     CapRule("pin.tls_key_changed", M, "F", "RFC 7469 (pinning)", "chanscan"),
-    CapRule("platform.end_of_support", E, "C", "NIST SP 800-40 Rev. 4", "chanscan"),
-    CapRule("platform.end_of_support", M, "C", "NIST SP 800-40 Rev. 4", "chanscan"),
-    CapRule("platform.missing_security_patch", E, "B", "NIST SP 800-40 Rev. 4", "chanscan"),
-    CapRule("platform.missing_security_patch", M, "B", "NIST SP 800-40 Rev. 4", "chanscan"),
 )
 
 # Findings that are reported but never cap a grade, with the reason.
@@ -129,6 +127,9 @@ UNGRADED: dict[str, str] = {
     "tls.cert.expiring_soon": "a reminder; the certificate is still valid today",
     "tls.check.not_determined": "says what could not be measured; nothing to grade",
     "pin.tls_key_inconsistent": "a hint to investigate; key changes per port are graded",
+    "platform.end_of_support": "a host finding: fails the gate and shows per host; a "
+    "channel's grade describes the channel, whichever other ports were scanned",
+    "platform.missing_security_patch": "a host finding, as platform.end_of_support",
     "waiver.expired": "about the waiver file, not the endpoint",
     "policy.*": "policy violations count toward the gate; grades follow the default rules",
 }

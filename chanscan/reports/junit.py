@@ -10,8 +10,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 
-from chanscan.gate import endpoint_gate_failures
-from chanscan.model import EndpointResult, ScanReport, Status
+from chanscan.gate import endpoint_gate_failures, host_gate_failures
+from chanscan.model import EndpointResult, HostResult, ScanReport, Status
 from chanscan.reports.common import SCHEMES, uri_host
 from chanscan.reports.options import RenderOptions
 
@@ -63,6 +63,38 @@ def _case(result: EndpointResult, opts: RenderOptions) -> tuple[ET.Element, int,
     return case, 1 if failures else 0, 0, 0
 
 
+def _host_case(host: HostResult, opts: RenderOptions, graded: bool) -> tuple[ET.Element, int]:
+    """The machine itself: its patch level and end of support, and its grade where no
+    endpoint already failed on grade (the same rule as the exit code's gate)."""
+    name = host.names[0] if host.names else host.address
+    case = ET.Element(
+        "testcase",
+        {
+            "classname": f"{opts.tool_name}.{name.replace('.', '_')}",
+            "name": f"host://{uri_host(name)} [platform]",
+            "time": "0.000",
+        },
+    )
+    failures = host_gate_failures(host, opts.fail_on, opts.min_grade, graded)
+    by_id = {f.id: f for f in host.findings}
+    for gf in failures:
+        fail = ET.SubElement(
+            case,
+            "failure",
+            {
+                "message": f"{gf.subject}: {gf.message}",
+                "type": gf.severity.value if gf.severity else "grade",
+            },
+        )
+        finding = by_id.get(gf.subject) if gf.kind == "finding" else None
+        fail.text = (
+            "\n".join([finding.title, *(f"evidence: {e}" for e in finding.evidence)])
+            if finding is not None
+            else gf.message
+        )
+    return case, 1 if failures else 0
+
+
 def build(report: ScanReport, opts: RenderOptions) -> ET.Element:
     hosts: dict[str, list[EndpointResult]] = defaultdict(list)
     for r in report.endpoints:
@@ -70,10 +102,12 @@ def build(report: ScanReport, opts: RenderOptions) -> ET.Element:
     root = ET.Element("testsuites", {"name": opts.tool_name})
     totals = [0, 0, 0, 0]
     total_time = 0.0
+    machines = {h.address: h for h in report.hosts}
     for host, results in hosts.items():
         suite = ET.SubElement(root, "testsuite", {"name": host})
         counts = [0, 0, 0, 0]  # tests, failures, errors, skipped
         elapsed = 0.0
+        graded: set[str] = set()
         for r in sorted(results, key=lambda r: (r.port, r.policy)):
             case, failed, errored, skipped = _case(r, opts)
             suite.append(case)
@@ -82,6 +116,17 @@ def build(report: ScanReport, opts: RenderOptions) -> ET.Element:
             counts[2] += errored
             counts[3] += skipped
             elapsed += r.elapsed_ms / 1000
+            if any(
+                f.kind == "grade" for f in endpoint_gate_failures(r, opts.fail_on, opts.min_grade)
+            ):
+                graded.add(r.address)
+        for address in dict.fromkeys(r.address for r in results):
+            machine = machines.pop(address, None)
+            if machine is not None and (machine.findings or opts.min_grade):
+                case, failed = _host_case(machine, opts, address in graded)
+                suite.append(case)
+                counts[0] += 1
+                counts[1] += failed
         suite.set("tests", str(counts[0]))
         suite.set("failures", str(counts[1]))
         suite.set("errors", str(counts[2]))

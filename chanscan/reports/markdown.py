@@ -103,8 +103,21 @@ def render(report: ScanReport, opts: RenderOptions) -> str:
         out += ["## Gate failures", ""]
         for gf in failures:
             out.append(
-                f"- `{gf.host}:{gf.port}` {gf.channel}: `{gf.subject}` {_inline(gf.message)}"
+                f"- `{gf.host}"
+                + (f":{gf.port}`" if gf.port else "`")
+                + f" {gf.channel}: `{gf.subject}` {_inline(gf.message)}"
             )
+        out.append("")
+    machines = [h for h in report.hosts if h.findings]
+    if machines:
+        out += ["## Host findings", ""]
+        for h in machines:
+            name = h.names[0] if h.names else h.address
+            where = name if name == h.address else f"{name} ({h.address})"
+            for f in h.findings:
+                waived = " (waived)" if f.waived else ""
+                out.append(f"- `{where}` **{f.severity.value}**{waived}: {_inline(f.title)}")
+                out += [f"  - {_inline(e)}" for e in f.evidence]
         out.append("")
     out += ["## Endpoints", ""]
     for r in sorted(report.endpoints, key=risk_key):

@@ -12,8 +12,8 @@ import json
 from collections import Counter
 from typing import Any
 
-from chanscan.model import EndpointResult, Finding, ScanReport, Severity, Status
-from chanscan.reports.common import endpoint_uri, host_port
+from chanscan.model import EndpointResult, Finding, HostResult, ScanReport, Severity, Status
+from chanscan.reports.common import endpoint_uri, host_port, uri_host
 from chanscan.reports.options import RenderOptions
 
 SARIF_VERSION = "2.1.0"
@@ -44,6 +44,8 @@ def fingerprint(result: EndpointResult, finding: Finding, disambiguate: bool) ->
     text often carries volatile detail (days to expiry), so it joins the key only when one
     endpoint has the same id twice, and then sorted so order changes do not matter."""
     parts = [finding.id, result.host.lower(), str(result.port)]
+    if result.address and result.address != result.host:
+        parts.append(result.address)  # identity is the address: one row per machine
     if disambiguate:
         parts.extend(sorted(finding.evidence))
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
@@ -68,7 +70,7 @@ def _rule(finding: Finding, channel: str) -> dict[str, Any]:
         },
         "defaultConfiguration": {"level": LEVELS[finding.severity]},
         "properties": {
-            "tags": ["security", channel, finding.axis.value],
+            "tags": list(dict.fromkeys(["security", channel, finding.axis.value])),
             "security-severity": SECURITY_SEVERITY[finding.severity],
             "precision": "high",
             "references": list(finding.references),
@@ -122,11 +124,48 @@ def _result(
     return out
 
 
+def _host_result(host: HostResult, finding: Finding, rule_index: int) -> dict[str, Any]:
+    """A finding about the machine itself (patch level, end of support)."""
+    name = host.names[0] if host.names else host.address
+    message = finding.title + (": " + "; ".join(finding.evidence) if finding.evidence else "")
+    key = "\x1f".join([finding.id, "host", host.address])
+    out: dict[str, Any] = {
+        "ruleId": finding.id,
+        "ruleIndex": rule_index,
+        "level": LEVELS[finding.severity],
+        "message": {"text": message},
+        "locations": [
+            {
+                "physicalLocation": {"artifactLocation": {"uri": f"host://{uri_host(name)}"}},
+                "logicalLocations": [
+                    {"name": name, "kind": "resource", "fullyQualifiedName": host.address}
+                ],
+            }
+        ],
+        "partialFingerprints": {FINGERPRINT_KEY: hashlib.sha256(key.encode()).hexdigest()},
+        "properties": {
+            "severity": finding.severity.value,
+            "axis": finding.axis.value,
+            "channel": "host",
+            "evidence": list(finding.evidence),
+        },
+    }
+    if finding.waived:
+        suppression: dict[str, Any] = {"kind": "external", "status": "accepted"}
+        if finding.waiver_reason:
+            suppression["justification"] = finding.waiver_reason
+        out["suppressions"] = [suppression]
+    return out
+
+
 def build(report: ScanReport, opts: RenderOptions) -> dict[str, Any]:
     first: dict[str, tuple[Finding, str]] = {}
     for r in report.endpoints:
         for f in r.findings:
             first.setdefault(f.id, (f, r.channel.value))
+    for h in report.hosts:
+        for f in h.findings:
+            first.setdefault(f.id, (f, "host"))
     rule_ids = sorted(first)
     index = {rid: i for i, rid in enumerate(rule_ids)}
     rules = [_rule(*first[rid]) for rid in rule_ids]
@@ -137,7 +176,7 @@ def build(report: ScanReport, opts: RenderOptions) -> dict[str, Any]:
         dupes = Counter(f.id for f in r.findings)
         for f in r.findings:
             results.append(_result(r, f, index[f.id], dupes[f.id] > 1))
-        if r.status in (Status.ERROR, Status.TIMEOUT, Status.FILTERED):
+        if r.status in (Status.ERROR, Status.TIMEOUT, Status.FILTERED):  # not probed
             notifications.append(
                 {
                     "level": "error",
@@ -150,6 +189,10 @@ def build(report: ScanReport, opts: RenderOptions) -> dict[str, Any]:
                     ],
                 }
             )
+
+    for h in report.hosts:
+        for f in h.findings:
+            results.append(_host_result(h, f, index[f.id]))
 
     driver: dict[str, Any] = {
         "name": opts.tool_name,

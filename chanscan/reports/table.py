@@ -121,14 +121,27 @@ def findings_table(report: ScanReport, opts: RenderOptions) -> str:
 
 
 def host_table(report: ScanReport, opts: RenderOptions) -> str:
-    # The host grade is grading's (worst endpoint, capped when a cleartext management
-    # port sits beside a TLS one), not a second computation here.
-    graded = host_grades(report.endpoints)
+    # The host grade is assess's (worst endpoint, capped when a cleartext management
+    # port sits beside a TLS one), read from the report, never computed again here; a
+    # report from before hosts were recorded falls back to grading's same function.
+    machines = {h.address: h for h in report.hosts}
+    graded = (
+        {a: h.grade for a, h in machines.items()} if machines else host_grades(report.endpoints)
+    )
     by_host: dict[str, list[EndpointResult]] = defaultdict(list)
     for r in report.endpoints:
         by_host[r.address or r.host].append(r)
-    headers = ["host", "endpoints", "unprobed", "eavesdrop", "MITM", "overall", "open findings"]
-    raw: list[tuple[str, int, int, str | None, str | None, str | None, str]] = []
+    headers = [
+        "host",
+        "endpoints",
+        "unprobed",
+        "eavesdrop",
+        "MITM",
+        "overall",
+        "host findings",
+        "open findings",
+    ]
+    raw: list[tuple[str, int, int, str | None, str | None, str | None, str, str]] = []
     for address, results in by_host.items():
         if not opts.verbose and all(r.status is Status.CLOSED for r in results):
             continue  # nothing listens there: no host to speak of
@@ -140,7 +153,13 @@ def host_table(report: ScanReport, opts: RenderOptions) -> str:
             counts.update(f.severity for f in r.findings if not f.waived)
         bad = sum(1 for r in results if r.status in _UNPROBED)
         tally = ", ".join(f"{counts[s]} {s.value}" for s in reversed(Severity) if counts[s])
-        raw.append((host, len(results), bad, eaves, mitm, overall, tally))
+        machine = machines.get(address)
+        own = ", ".join(
+            f"{f.id} ({f.severity.value})"
+            for f in (machine.findings if machine else ())
+            if not f.waived
+        )
+        raw.append((host, len(results), bad, eaves, mitm, overall, own, tally))
     raw.sort(key=lambda t: (-(grade_rank(t[5]) if t[5] else -1), t[0]))
     rows = [
         [
@@ -150,9 +169,10 @@ def host_table(report: ScanReport, opts: RenderOptions) -> str:
             _grade_cell(eaves, opts),
             _grade_cell(mitm, opts),
             _grade_cell(overall, opts),
+            shorten(own, opts.width),
             tally,
         ]
-        for host, count, bad, eaves, mitm, overall, tally in raw
+        for host, count, bad, eaves, mitm, overall, own, tally in raw
     ]
     return tabulate(rows, headers=headers, tablefmt=opts.table_format, disable_numparse=True)
 

@@ -14,7 +14,7 @@ from datetime import datetime
 from functools import cache
 from typing import Protocol
 
-from chanscan.model import Channel, EndpointResult, Finding, Status
+from chanscan.model import Channel, EndpointResult, Finding, PlatformInfo, Status
 
 
 class RuleFn(Protocol):
@@ -30,8 +30,9 @@ _BY_CHANNEL: dict[Channel, tuple[str, ...]] = {
     Channel.HTTP: ("cleartext",),
     Channel.UNKNOWN: (),
 }
-# Modules that look at every probed endpoint whatever its channel.
-_ALWAYS: tuple[str, ...] = ("platform",)
+# Modules that look at every probed endpoint whatever its channel. Platform currency
+# is not here: it is about the host, judged once per address (``evaluate_host``).
+_ALWAYS: tuple[str, ...] = ()
 
 
 @cache
@@ -39,6 +40,14 @@ def _load(name: str) -> RuleFn:
     module = importlib.import_module(f"chanscan.rules.{name}")
     fn: RuleFn = module.findings
     return fn
+
+
+def evaluate_host(platform: PlatformInfo | None, *, now: datetime) -> list[Finding]:
+    """Findings about a host itself (patch level, end of support) from its folded
+    platform: they fail the gate and show per host, and cap no channel grade."""
+    from chanscan.rules import platform as platform_rules
+
+    return platform_rules.host_findings(platform, now=now)
 
 
 def evaluate(result: EndpointResult, *, now: datetime) -> list[Finding]:

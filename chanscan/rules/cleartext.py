@@ -1,4 +1,9 @@
-"""Cleartext management channels: HTTP on 80 without a redirect to HTTPS, WinRM on 5985."""
+"""Cleartext management channels: HTTP on 80 without a redirect to HTTPS, WinRM on 5985.
+
+Both axes: nothing authenticates the server (anyone on the path can answer in its
+place: MITM F), and what is sent can be read (eavesdropping C rather than F, because
+WinRM seals its messages with SPNEGO by default and a web UI may post its login to
+HTTPS; docs/grading.md)."""
 
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ def findings(result: EndpointResult, *, now: datetime) -> list[Finding]:
                 id="cleartext.management_port",
                 title="WinRM over plain HTTP (5985) is open",
                 severity=Severity.HIGH,
-                axis=Axis.EAVESDROPPING,
+                axis=Axis.BOTH,
                 evidence=(
                     f"HTTP {http.status} {http.reason}".strip(),
                     f"server: {http.server or '-'}",
@@ -38,8 +43,8 @@ def findings(result: EndpointResult, *, now: datetime) -> list[Finding]:
         Finding(
             id="cleartext.management_port",
             title="Management web interface answers in cleartext HTTP",
-            severity=Severity.MEDIUM,
-            axis=Axis.EAVESDROPPING,
+            severity=Severity.HIGH,
+            axis=Axis.BOTH,
             evidence=(
                 f"HTTP {http.status} {http.reason}".strip(),
                 f"location: {http.location}" if http.location else "no redirect to https://",

@@ -131,14 +131,14 @@ def lifecycle_for(platform: PlatformInfo) -> Lifecycle | None:
     return None
 
 
-def _judged(result: EndpointResult) -> PlatformInfo | None:
-    p = result.platform
+def _judged(subject: EndpointResult | PlatformInfo | None) -> PlatformInfo | None:
+    p = subject.platform if isinstance(subject, EndpointResult) else subject
     if p is None or p.product is None or rank(p.confidence) < rank("medium") or is_conflicted(p):
         return None
     return p
 
 
-def end_of_support(result: EndpointResult, today: date) -> list[Finding]:
+def end_of_support(result: EndpointResult | PlatformInfo | None, today: date) -> list[Finding]:
     p = _judged(result)
     if p is None:
         return []
@@ -151,7 +151,7 @@ def end_of_support(result: EndpointResult, today: date) -> list[Finding]:
             id="platform.end_of_support",
             title=f"{p.product} {row.version} is past the vendor's end of general support",
             severity=Severity.HIGH,
-            axis=Axis.BOTH,
+            axis=Axis.HOST,
             evidence=(
                 f"{shown} identified ({p.confidence} confidence)",
                 f"end of general support: {row.end_of_support.isoformat()}",
@@ -180,7 +180,7 @@ def missing_advisories(platform: PlatformInfo) -> list[tuple[Advisory, FixedLine
     return out
 
 
-def missing_patches(result: EndpointResult) -> list[Finding]:
+def missing_patches(result: EndpointResult | PlatformInfo | None) -> list[Finding]:
     """One finding listing every missing advisory (finding ids are unique per endpoint)."""
     p = _judged(result)
     if p is None:
@@ -207,7 +207,7 @@ def missing_patches(result: EndpointResult) -> list[Finding]:
             id="platform.missing_security_patch",
             title=f"{p.product} build {build} lacks security fixes: {ids}",
             severity=max((adv.severity for adv, _ in missing), key=lambda s: s.rank),
-            axis=Axis.BOTH,
+            axis=Axis.HOST,
             evidence=tuple(evidence),
             remediation=f"Update {p.product} to {target} or later.",
             references=tuple(references),
@@ -215,5 +215,12 @@ def missing_patches(result: EndpointResult) -> list[Finding]:
     ]
 
 
+def host_findings(platform: PlatformInfo | None, *, now: datetime) -> list[Finding]:
+    """The host's currency findings from its folded platform (called once per address
+    by ``chanscan.rules.evaluate_host``)."""
+    return [*end_of_support(platform, now.date()), *missing_patches(platform)]
+
+
 def findings(result: EndpointResult, *, now: datetime) -> list[Finding]:
-    return [*end_of_support(result, now.date()), *missing_patches(result)]
+    """The same, from one endpoint's platform (kept for single-endpoint callers)."""
+    return host_findings(result.platform, now=now)

@@ -53,9 +53,11 @@ def observation_findings(rdp: RdpObservation, *, now: datetime) -> list[Finding]
         out.append(
             Finding(
                 id="rdp.standard_security",
-                title="RDP accepts standard RDP security (no TLS)",
+                title="RDP accepts standard RDP security (no TLS, no server authentication)",
                 severity=Severity.HIGH,
-                axis=Axis.EAVESDROPPING,
+                # RC4 under a key the client cannot tie to the server (CVE-2005-1794):
+                # readable and impersonable alike.
+                axis=Axis.BOTH,
                 evidence=tuple(ev),
                 remediation="Set the RDP security layer to SSL (TLS) and require Network "
                 "Level Authentication (Group Policy: Remote Desktop Session Host > Security).",

@@ -49,7 +49,7 @@ CATALOG: dict[str, Entry] = {
     "tls.protocol.sslv2": Entry(
         "SSL 2.0 is accepted",
         Severity.CRITICAL,
-        Axis.BOTH,
+        Axis.EAVESDROPPING,
         _PROTO_FIX + "(SSL 2.0 is broken; DROWN uses it to decrypt TLS sessions).",
         ("RFC 6176", "CVE-2016-0800", SSL_LABS),
     ),
@@ -77,20 +77,20 @@ CATALOG: dict[str, Entry] = {
     "tls.protocol.no_tls1_3": Entry(
         "TLS 1.3 is not offered",
         Severity.LOW,
-        Axis.BOTH,
+        Axis.EAVESDROPPING,
         "Enable TLS 1.3 (vSphere 8 and Windows Server 2022 support it).",
         ("RFC 8446", NIST_52, MOZILLA),
     ),
     "tls.protocol.no_tls1_2": Entry(
         "Neither TLS 1.2 nor TLS 1.3 is offered",
         Severity.HIGH,
-        Axis.BOTH,
+        Axis.EAVESDROPPING,
         "Enable TLS 1.2 and TLS 1.3; every remaining version is deprecated.",
         ("RFC 8996", RFC_9325, SSL_LABS),
     ),
     "tls.protocol.negotiation_mismatch": Entry(
         "Modern and legacy ClientHellos negotiate different versions",
-        Severity.LOW,
+        Severity.MEDIUM,
         Axis.MITM,
         "Update the TLS stack: a server must pick the same highest version whether "
         "it is offered via supported_versions or the legacy version field.",
@@ -113,7 +113,7 @@ CATALOG: dict[str, Entry] = {
     "tls.cipher.export": Entry(
         "Export-grade cipher suites are accepted",
         Severity.HIGH,
-        Axis.BOTH,
+        Axis.EAVESDROPPING,
         _SUITE_FIX + _AEAD,
         ("CVE-2015-0204", "CVE-2015-4000", RFC_9325 + " 4.1", SSL_LABS),
     ),
@@ -126,7 +126,7 @@ CATALOG: dict[str, Entry] = {
     ),
     "tls.cipher.3des": Entry(
         "3DES cipher suites are accepted (SWEET32)",
-        Severity.MEDIUM,
+        Severity.HIGH,
         Axis.EAVESDROPPING,
         _SUITE_FIX + _AEAD,
         ("CVE-2016-2183", NIST_131A, SSL_LABS),
@@ -147,7 +147,7 @@ CATALOG: dict[str, Entry] = {
     ),
     "tls.kex.static_rsa": Entry(
         "Key exchange without forward secrecy (static RSA/DH) is accepted",
-        Severity.MEDIUM,
+        Severity.LOW,
         Axis.EAVESDROPPING,
         _SUITE_FIX + _AEAD + " A stolen key must not decrypt recorded sessions.",
         (RFC_9325 + " 4.1", "CVE-2017-13099", SSL_LABS),
@@ -161,7 +161,7 @@ CATALOG: dict[str, Entry] = {
     ),
     "tls.cert.self_signed": Entry(
         "The certificate is self-signed",
-        Severity.MEDIUM,
+        Severity.HIGH,
         Axis.MITM,
         _CERT_FIX + "(for vSphere: the VMCA or an enterprise CA).",
         ("RFC 5280 3.2", SSL_LABS),
@@ -198,20 +198,20 @@ CATALOG: dict[str, Entry] = {
     "tls.cert.expiring_soon": Entry(
         "The certificate expires within 30 days",
         Severity.LOW,
-        Axis.MITM,
+        Axis.NONE,
         "Renew the certificate before it expires.",
         ("RFC 5280 4.1.2.5",),
     ),
     "tls.cert.weak_key": Entry(
         "A certificate key is too weak (RSA/DSA under 2048 bits, EC under 224)",
-        Severity.HIGH,
+        Severity.MEDIUM,
         Axis.MITM,
         "Reissue with an RSA key of at least 2048 bits or an ECDSA P-256/P-384 key.",
         (NIST_131A, "CA/Browser Forum Baseline Requirements 6.1.5", SSL_LABS),
     ),
     "tls.cert.sha1_signature": Entry(
         "A certificate is signed with SHA-1 (or weaker)",
-        Severity.MEDIUM,
+        Severity.HIGH,
         Axis.MITM,
         "Reissue the certificate with a SHA-256 (or stronger) signature.",
         (NIST_131A, "CA/Browser Forum Baseline Requirements 7.1.3", SSL_LABS),
@@ -240,7 +240,7 @@ CATALOG: dict[str, Entry] = {
     "tls.vuln.ccs_injection": Entry(
         "Vulnerable to OpenSSL CCS injection",
         Severity.HIGH,
-        Axis.BOTH,
+        Axis.MITM,
         "Patch OpenSSL (0.9.8za/1.0.0m/1.0.1h or later).",
         ("CVE-2014-0224", SSL_LABS),
     ),
@@ -253,7 +253,7 @@ CATALOG: dict[str, Entry] = {
     ),
     "tls.reneg.insecure": Entry(
         "Secure renegotiation (RFC 5746) is not supported",
-        Severity.MEDIUM,
+        Severity.HIGH,
         Axis.MITM,
         "Update the TLS stack to one that implements RFC 5746.",
         ("RFC 5746", "CVE-2009-3555", SSL_LABS),
@@ -267,7 +267,7 @@ CATALOG: dict[str, Entry] = {
     ),
     "tls.compression": Entry(
         "TLS compression is enabled (CRIME)",
-        Severity.MEDIUM,
+        Severity.HIGH,
         Axis.EAVESDROPPING,
         "Disable TLS-level compression.",
         ("CVE-2012-4929", RFC_9325 + " 3.3", SSL_LABS),
@@ -289,7 +289,7 @@ CATALOG: dict[str, Entry] = {
     "tls.check.not_determined": Entry(
         "Some TLS checks could not be determined",
         Severity.INFO,
-        Axis.BOTH,
+        Axis.NONE,
         "Re-run the scan; a slow or fragile appliance may need a longer deadline.",
         (),
     ),
