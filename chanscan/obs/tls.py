@@ -87,7 +87,7 @@ class NegotiationCheck:
 
     modern_version: str | None
     legacy_versions: tuple[str, ...]
-    agree: bool
+    agree: bool | None  # None: a version that decides it was not determined
 
 
 @dataclass(frozen=True)

@@ -533,6 +533,14 @@ def _observation(
     legacy = tuple(p.version for p in protocols if p.accepted)
     in_range = [v for v in legacy if v in _MODERN_RANGE]
     expected = in_range[-1] if in_range else None
+    # A server should pick the highest version it accepts; when a version above the
+    # expected one could not be determined, nobody can say which one it should pick,
+    # so the comparison is not determined either (an unknown never raises a finding).
+    above = _MODERN_RANGE[_MODERN_RANGE.index(expected) + 1 :] if expected else _MODERN_RANGE
+    unsure = any(p.accepted is None for p in protocols if p.version in above)
+    agree: bool | None = modern_version == expected
+    if unsure and (not agree or modern_version is None or expected is None):
+        agree = None
     not_determined = [*got.not_determined, *got.failed_versions.values()]
     per_suite = any(r.per_suite for results in got.chains.values() for r in results)
     groups = () if got.groups is None else tuple(tls_enum.group_name(g) for g in got.groups.groups)
@@ -541,7 +549,7 @@ def _observation(
         groups=groups,
         certificate=cert,
         vulns=_vulns(got),
-        negotiation=NegotiationCheck(modern_version, legacy, modern_version == expected),
+        negotiation=NegotiationCheck(modern_version, legacy, agree),
         http=_http(got),
         preface=None if preface is None else preface.decode("utf-8", "replace"),
         enumeration="per-suite" if per_suite else "elimination",

@@ -85,7 +85,9 @@ def _protocols(tls: TlsObservation, unknown: list[str]) -> list[Finding]:
         if t12 is False and t13 is False:
             out.append(_make("tls.protocol.no_tls1_2", [f"accepted: {', '.join(best)}"]))
     neg = tls.negotiation
-    if neg is not None and not neg.agree:
+    if neg is not None and neg.agree is None:
+        unknown.append("version negotiation check")
+    if neg is not None and neg.agree is False:
         out.append(
             _make(
                 "tls.protocol.negotiation_mismatch",
