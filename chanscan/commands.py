@@ -155,15 +155,26 @@ def run_scan(
 
     collector = ResultCollector()
     collector.progress = progress_printer()
+    lead = "\n" if collector.progress is not None else ""  # off the progress line
+
+    def say(text: str) -> None:
+        sys.stderr.write(f"{lead}chanscan: {text}\n")
+        sys.stderr.flush()
+
+    # The scheduler catches SIGINT and SIGTERM during the scan and says so at once;
+    # endpoints in flight come back as "interrupted" rows.
+    collector.on_interrupt = say
     try:
         trio.run(scan, planned, options, default_probes(), collector, Fingerprinter())
         return collector.report(complete=True, command=argv)
     except (KeyboardInterrupt, BaseExceptionGroup) as exc:
-        # trio's nurseries deliver Ctrl-C wrapped in an exception group.
+        # Ctrl-C outside the scan proper (resolving names; a second Ctrl-C while
+        # stopping): trio's nurseries deliver it wrapped in an exception group.
         if isinstance(exc, BaseExceptionGroup) and exc.subgroup(KeyboardInterrupt) is None:
             raise
+        if not collector.interrupted:
+            say("stopping; writing what was measured")
         collector.interrupted = True
-        sys.stderr.write("\nchanscan: interrupted; writing what was measured\n")
         return collector.report(complete=False, command=argv)
 
 
@@ -202,7 +213,7 @@ def finish(
     report: ScanReport, args: argparse.Namespace, gate: Gate, baseline: ScanReport | None
 ) -> int:
     """Write every output, then derive the exit code from the report (and baseline)."""
-    code = emit(report, args, exit_on=gate)
+    code = emit(report, args, exit_on=gate, explain=baseline is None)
     if baseline is not None:
         from chanscan.diff import diff_reports, render_diff
 
@@ -210,7 +221,9 @@ def finish(
         # When "-" gave stdout to a machine format, the human diff goes to stderr.
         taken = STDOUT in (args.output, args.json, args.sarif, args.junit, args.markdown)
         (sys.stderr if taken else sys.stdout).write(render_diff(d, "text", args.table_format))
-        return exit_code(report, gate, regressed=d.regressed)
+        code = exit_code(report, gate, regressed=d.regressed)
+        if code == ExitCode.INCOMPLETE:
+            sys.stderr.write(explain_incomplete(report) + "\n")
     return code
 
 
@@ -296,6 +309,7 @@ def emit(
     args: argparse.Namespace,
     exit_on: Gate | None = None,
     legend: bool = False,
+    explain: bool = True,
 ) -> int:
     """Write every requested format; the exit code comes from the report alone.
     The table goes to stdout unless another output claimed it with "-"."""
@@ -313,7 +327,31 @@ def emit(
     elif not stdout_taken:
         sys.stdout.write(render(report, fmt, opts if fmt == "table" else file_opts))
     gate = exit_on or Gate(opts.fail_on, opts.min_grade, args.allow_unreachable)
-    return exit_code(report, gate)
+    code = exit_code(report, gate)
+    if explain and code == ExitCode.INCOMPLETE:
+        sys.stderr.write(explain_incomplete(report) + "\n")
+    return code
+
+
+_NAMED = 3  # endpoints named in the exit-3 explanation; the rest are counted
+
+
+def explain_incomplete(report: ScanReport) -> str:
+    """Why the exit code is 3, in one line: the first few endpoints that were not
+    probed (with why) and how many in all, and the flag that accepts them."""
+    from chanscan.gate import unprobed
+    from chanscan.reports.common import host_port
+
+    missing = unprobed(report)
+    named = ", ".join(f"{host_port(r)} ({r.status.value})" for r in missing[:_NAMED])
+    more = f" and {len(missing) - _NAMED} more" if len(missing) > _NAMED else ""
+    if not missing:
+        return "chanscan: exit 3: the scan was interrupted before it finished"
+    head = "the scan was interrupted; " if not report.complete else ""
+    return (
+        f"chanscan: exit 3: {head}{len(missing)} endpoint{'s' * (len(missing) != 1)} "
+        f"not probed: {named}{more}; --allow-unreachable accepts unreachable endpoints"
+    )
 
 
 # -- diff / pins --------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections import Counter, defaultdict
 
-from chanscan.gate import gate_failures, grade_rank, unprobed
+from chanscan.gate import UNPROBED, gate_failures, grade_rank, unprobed
 from chanscan.grading import host_grades
 from chanscan.model import EndpointResult, ScanReport, Severity, Status
 from chanscan.reports.common import (
@@ -24,7 +24,7 @@ _YELLOW = "\x1b[33m"
 _GREEN = "\x1b[32m"
 _BOLD_RED = "\x1b[1;31m"
 
-_UNPROBED = (Status.TIMEOUT, Status.FILTERED, Status.ERROR)
+_UNPROBED = UNPROBED  # timeout, filtered, error, interrupted
 
 
 def _grade_colour(grade: str) -> str:
