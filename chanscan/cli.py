@@ -69,13 +69,13 @@ def _add_output_args(p: argparse.ArgumentParser) -> None:
         "--format",
         "-f",
         default=None,
-        choices=("table", "json", "sarif", "junit", "markdown"),
+        choices=("table", "json", "sarif", "junit", "markdown", "html"),
         help="format written to -o (or stdout); default: table",
     )
     out.add_argument(
         "-o", "--output", type=Path, help="write --format output to this file ('-': stdout)"
     )
-    for fmt in ("json", "sarif", "junit", "markdown"):
+    for fmt in ("json", "sarif", "junit", "markdown", "html"):
         out.add_argument(
             f"--{fmt}",
             type=Path,

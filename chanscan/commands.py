@@ -39,7 +39,15 @@ if TYPE_CHECKING:
     from chanscan.assess import AssessOptions
     from chanscan.pins import PinStore
 
-_EXT_FORMATS = {".json": "json", ".sarif": "sarif", ".xml": "junit", ".md": "markdown"}
+_EXT_FORMATS = {
+    ".json": "json",
+    ".sarif": "sarif",
+    ".xml": "junit",
+    ".md": "markdown",
+    ".html": "html",
+    ".htm": "html",
+}
+_FILE_FORMATS = ("json", "sarif", "junit", "markdown", "html")  # --json FILE, ...
 
 
 def dispatch(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -219,7 +227,7 @@ def finish(
 
         d = diff_reports(baseline, report)
         # When "-" gave stdout to a machine format, the human diff goes to stderr.
-        taken = STDOUT in (args.output, args.json, args.sarif, args.junit, args.markdown)
+        taken = STDOUT in (args.output, *(getattr(args, f) for f in _FILE_FORMATS))
         (sys.stderr if taken else sys.stdout).write(render_diff(d, "text", args.table_format))
         code = exit_code(report, gate, regressed=d.regressed)
         if code == ExitCode.INCOMPLETE:
@@ -285,9 +293,7 @@ def _outputs(args: argparse.Namespace) -> tuple[str, dict[str, Path]]:
     fmt = args.format
     if fmt is None and args.output is not None:
         fmt = _EXT_FORMATS.get(args.output.suffix.lower(), "table")
-    extra = {
-        f: getattr(args, f) for f in ("json", "sarif", "junit", "markdown") if getattr(args, f)
-    }
+    extra = {f: getattr(args, f) for f in _FILE_FORMATS if getattr(args, f)}
     dashes = [f"--{f} -" for f, p in extra.items() if p == STDOUT]
     if args.output == STDOUT:
         dashes.append("-o -")

@@ -61,3 +61,15 @@ def test_readme_waiver_example_loads() -> None:
     lapsed = apply_waivers([f], ep, (waiver,), waiver.expires + timedelta(days=1))
     assert [x.id for x in lapsed] == [waiver.finding, EXPIRED_ID]
     assert not lapsed[0].waived
+
+
+def test_readme_images_exist() -> None:
+    import re
+
+    root = DOC.parent.parent
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", readme)
+    assert "docs/img/estate-page.png" in images
+    for image in images:
+        data = (root / image).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n", image

@@ -82,14 +82,14 @@ def _keep_count(text: str, width: int) -> str:
     return shorten(text[: m.start()], max(width - len(suffix), 8)) + suffix
 
 
-# Declared fitting priority (see reports/fit.py): the finding text gives way first,
-# then the platform, then the host name is shortened; channel and platform are the
-# first to go; the grades and the port are never touched.
+# Declared fitting priority (see reports/fit.py): the platform is shortened first,
+# then the finding text, then the host name; platform and channel are the first to
+# go (the port tells most channels); the grades and the port are never touched.
 _SUMMARY_COLUMNS = (
     Column("host", shrink_to=15, shrink_rank=3),
     Column("port"),
     Column("channel", drop_rank=1),
-    Column("platform", shrink_to=10, shrink_rank=2, drop_rank=0),
+    Column("platform", shrink_to=12, shrink_rank=0, drop_rank=0),
     Column("eavesdrop"),
     Column("MITM"),
     Column("overall"),
