@@ -69,12 +69,19 @@ def _add_output_args(p: argparse.ArgumentParser) -> None:
         "--format",
         "-f",
         default=None,
-        choices=("table", "json", "sarif", "junit", "markdown"),
+        choices=("table", "json", "sarif", "junit", "markdown", "html"),
         help="format written to -o (or stdout); default: table",
     )
-    out.add_argument("-o", "--output", type=Path, help="write --format output to this file")
-    for fmt in ("json", "sarif", "junit", "markdown"):
-        out.add_argument(f"--{fmt}", type=Path, metavar="FILE", help=f"also write {fmt} here")
+    out.add_argument(
+        "-o", "--output", type=Path, help="write --format output to this file ('-': stdout)"
+    )
+    for fmt in ("json", "sarif", "junit", "markdown", "html"):
+        out.add_argument(
+            f"--{fmt}",
+            type=Path,
+            metavar="FILE",
+            help=f"also write {fmt} here ('-': stdout, then no table)",
+        )
     out.add_argument("-v", "--verbose", action="store_true", help="add the findings table")
     out.add_argument("--by-host", action="store_true", help="add a per-host rollup table")
     out.add_argument(

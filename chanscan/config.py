@@ -56,6 +56,7 @@ class TargetGroup:
     ports: tuple[int, ...] | None = None
     platform: PlatformHint = PlatformHint.AUTO
     policy: str = "default"
+    policy_at: str = ""  # "file:line" of the group's policy, for messages
 
     @property
     def effective_ports(self) -> tuple[int, ...]:
@@ -245,6 +246,21 @@ def _where(path: str, text: str, key: str) -> str:
     return f"{path}:{line}" if line else path
 
 
+def _line_in_group(text: str, group: str, key: str) -> int | None:
+    """The line of ``key = ...`` inside the ``[groups.NAME]`` table (or a dotted
+    ``groups.NAME.key`` line); None when the text does not show it plainly."""
+    header = re.compile(rf"^\s*\[\s*groups\.\"?{re.escape(group)}\"?\s*\]", re.MULTILINE)
+    m = header.search(text)
+    if m is not None:
+        after = text[m.end() :]
+        stop = re.search(r"^\s*\[", after, re.MULTILINE)
+        body = after[: stop.start()] if stop else after
+        k = re.search(rf"^\s*{re.escape(key)}\s*=", body, re.MULTILINE)
+        if k is not None:
+            return text.count("\n", 0, m.end() + k.start()) + 1
+    return _line_of(text, f"groups.{group}.{key}")
+
+
 def _where_value(path: str, text: str, value: str) -> str:
     line = _line_of_value(text, value)
     return f"{path}:{line}" if line else path
@@ -299,9 +315,11 @@ def inventory_from_dict(data: dict[str, Any], source: str, text: str = "") -> In
             ports = parse_ports(p, f"{_where(source, text, 'ports')}: group {name!r}")
         platform = parse_platform(g.get("platform", "auto"), f"{where}: group {name!r}")
         policy = g.get("policy", "default")
+        line = _line_in_group(text, name, "policy") if "policy" in g else None
+        policy_at = f"{source}:{line}" if line else where
         if not isinstance(policy, str) or not policy:
-            raise ConfigError(f"{where}: group {name!r}: 'policy' must be a policy name")
-        groups.append(TargetGroup(name, hosts, exclude, ports, platform, policy))
+            raise ConfigError(f"{policy_at}: group {name!r}: 'policy' must be a policy name")
+        groups.append(TargetGroup(name, hosts, exclude, ports, platform, policy, policy_at))
     top_ex = _str_list(data.get("exclude", []), source, "exclude")
     for h in top_ex:
         parse_target(h, f"{_where_value(source, text, h)}: exclude")
@@ -331,6 +349,19 @@ def plan(inventory: Inventory, max_hosts: int = DEFAULT_MAX_HOSTS) -> list[Plann
     addresses it resolves to. An empty scope is a usage error, never an empty pass."""
     planned: list[PlannedTarget] = []
     count = 0
+    # Which group each host came from: a host in two groups would get two policies and
+    # two platform hints, so it is an error naming both rather than a silent pick.
+    owner: dict[str, str] = {}
+
+    def claim(host: str, group: str) -> None:
+        first = owner.setdefault(host, group)
+        if first != group:
+            raise ConfigError(
+                f"{inventory.source}: host {host} is in group {first!r} and in group "
+                f"{group!r}; list it in one group (that group sets its ports, platform "
+                "and policy)"
+            )
+
     for group in inventory.groups:
         ex_specs = [parse_target(e, "exclude") for e in (*inventory.exclude, *group.exclude)]
         ex_names = {s.name for s in ex_specs if s.name}
@@ -347,6 +378,7 @@ def plan(inventory: Inventory, max_hosts: int = DEFAULT_MAX_HOSTS) -> list[Plann
             if spec.name is not None:
                 if spec.name in ex_names:
                     continue
+                claim(spec.name.lower(), group.name)
                 count += 1
                 _guard(count, max_hosts, inventory.source)
                 planned.append(
@@ -368,6 +400,7 @@ def plan(inventory: Inventory, max_hosts: int = DEFAULT_MAX_HOSTS) -> list[Plann
             for addr in _addresses(spec):
                 if any(addr in n for n in ex_nets):
                     continue
+                claim(str(addr), group.name)
                 count += 1
                 _guard(count, max_hosts, inventory.source)
                 planned.append(

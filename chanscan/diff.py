@@ -19,7 +19,7 @@ from enum import StrEnum
 from tabulate import tabulate
 
 from chanscan.errors import UsageError
-from chanscan.gate import grade_rank
+from chanscan.gate import UNPROBED, grade_rank
 from chanscan.model import EndpointResult, ScanReport, Status
 from chanscan.obs.tls import Certificate
 from chanscan.serde import to_jsonable
@@ -68,7 +68,7 @@ class ReportDiff:
         return bool(self.regressions)
 
 
-_UNPROBED = (Status.TIMEOUT, Status.FILTERED, Status.ERROR)
+_UNPROBED = UNPROBED  # timeout, filtered, error, interrupted
 
 
 def _leaf(result: EndpointResult) -> Certificate | None:

@@ -4,8 +4,9 @@
     1  the gate failed: a finding at or over --fail-on (not waived), a grade under
        --min-grade, or (``diff`` / ``--baseline``) a regression
     2  usage or configuration error: nothing was scanned
-    3  scan incomplete: interrupted, or an endpoint could not be probed (filtered,
-       timeout, error) and --allow-unreachable was not given
+    3  scan incomplete: interrupted (Ctrl-C, SIGTERM), or an endpoint could not be
+       probed (filtered, timeout, error, interrupted) and --allow-unreachable was not
+       given
     4  internal error: a bug in chanscan
 
 "The gate failed" (1) and "the tool could not do its job" (2, 3, 4) are different

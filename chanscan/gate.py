@@ -151,10 +151,12 @@ def gate_failures(
 
 
 def unprobed(report: ScanReport) -> list[EndpointResult]:
-    """Endpoints chanscan could not assess (timeout, filtered, error): exit 3 material."""
-    return [
-        r for r in report.endpoints if r.status in (Status.TIMEOUT, Status.FILTERED, Status.ERROR)
-    ]
+    """Endpoints chanscan could not assess (timeout, filtered, error, interrupted):
+    exit 3 material."""
+    return [r for r in report.endpoints if r.status in UNPROBED]
+
+
+UNPROBED = (Status.TIMEOUT, Status.FILTERED, Status.ERROR, Status.INTERRUPTED)
 
 
 def worst_severity(findings: tuple[Finding, ...], include_waived: bool = False) -> Severity | None:

@@ -68,6 +68,7 @@ class Status(StrEnum):
     FILTERED = "filtered"
     TIMEOUT = "timeout"
     ERROR = "error"
+    INTERRUPTED = "interrupted"  # in flight when Ctrl-C / SIGTERM stopped the scan
 
 
 class PlatformHint(StrEnum):

@@ -112,6 +112,7 @@ class Pin:
 class ImportResult:
     imported: int  # new entries (already present ones are not counted)
     skipped: tuple[str, ...]
+    found: int = 0  # host key entries read from the file, new or already present
 
 
 def _now() -> str:
@@ -298,7 +299,7 @@ class PinStore:
                 ],
             )
             imported = db.total_changes - before
-        return ImportResult(imported, parsed.skipped)
+        return ImportResult(imported, parsed.skipped, len(parsed.entries))
 
 
 def _load_known(db: sqlite3.Connection) -> list[tuple[KnownHost, str]]:

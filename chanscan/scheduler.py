@@ -62,27 +62,69 @@ def now_rfc3339() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+# (done, total, what it waits on when nothing completed for a while, or None)
+Progress = Callable[[int, int, "str | None"], None]
+STALL_SECONDS = 3.0  # no completion for this long: the progress line names the wait
+
+
 class ResultCollector:
-    """Where results land as they complete; survives cancellation and Ctrl-C."""
+    """Where results land as they complete; survives cancellation and Ctrl-C. It also
+    knows which endpoints are in flight, so an interrupted scan writes them as
+    ``interrupted`` rows instead of dropping them."""
 
     def __init__(self, total: int = 0) -> None:
         self.results: list[EndpointResult] = []
         self.total = total
         self.started_at = now_rfc3339()
         self.interrupted = False
-        self.progress: Callable[[int, int], None] | None = None
+        self.progress: Progress | None = None
+        # Called once, at once, from the event loop when SIGINT/SIGTERM arrives.
+        self.on_interrupt: Callable[[str], None] | None = None
+        self.in_flight: dict[tuple[str, int], tuple[Endpoint, float]] = {}
+        self.last_done = 0.0  # trio clock of the last completion (or of the start)
         # Things the operator should hear before the scan runs (e.g. a name that lost
         # addresses to an exclude); the CLI prints them to stderr.
         self.on_note: Callable[[str], None] | None = None
+
+    def start(self, ep: Endpoint) -> None:
+        self.in_flight[(ep.address, ep.port)] = (ep, _clock())
 
     def note(self, text: str) -> None:
         if self.on_note is not None:
             self.on_note(text)
 
     def add(self, result: EndpointResult) -> None:
+        self.in_flight.pop((result.address, result.port), None)
         self.results.append(result)
+        self.last_done = _clock()
         if self.progress is not None:
-            self.progress(len(self.results), self.total)
+            self.progress(len(self.results), self.total, None)
+
+    def waiting_on(self, now: float) -> str | None:
+        """ "waiting on 192.0.2.20:443, 11 s" once nothing completed for a while."""
+        if not self.in_flight or now - self.last_done < STALL_SECONDS:
+            return None
+        ep, since = min(self.in_flight.values(), key=lambda v: v[1])
+        others = len(self.in_flight) - 1
+        host = f"[{ep.address}]" if ":" in ep.address else ep.address
+        more = f" (+{others} more)" if others else ""
+        return f"waiting on {host}:{ep.port}{more}, {now - since:.0f} s"
+
+    def interrupt_in_flight(self, now: float) -> None:
+        """Every endpoint still in flight becomes an ``interrupted`` row."""
+        for ep, since in list(self.in_flight.values()):
+            self.results.append(
+                replace(
+                    _base_result(
+                        ep,
+                        Channel.UNKNOWN,
+                        Status.INTERRUPTED,
+                        f"scan interrupted after {now - since:.1f} s on this endpoint",
+                    ),
+                    elapsed_ms=int((now - since) * 1000),
+                )
+            )
+        self.in_flight.clear()
 
     def report(self, complete: bool, command: Sequence[str] = ()) -> ScanReport:
         ordered = sorted(self.results, key=_sort_key)
@@ -95,6 +137,14 @@ class ResultCollector:
             endpoints=tuple(ordered),
             command=tuple(command),
         )
+
+
+def _clock() -> float:
+    """trio's clock inside a run (so tests can use an autojump clock), else monotonic."""
+    try:
+        return trio.current_time()
+    except RuntimeError:
+        return time.monotonic()
 
 
 def _sort_key(r: EndpointResult) -> tuple[int, int, str, int]:
@@ -133,8 +183,10 @@ class Scheduler:
             h = self._hosts[address] = _Host(self.options.per_host_connections)
         return h
 
-    def close(self) -> None:
-        self.workers.close()
+    def close(self, hurry: bool = False) -> None:
+        # Interrupted: do not wait for blocking jobs to finish (the worker threads are
+        # daemons and their results are dropped anyway); the user is waiting.
+        self.workers.close(join_timeout=0.05 if hurry else 5.0)
         self.bridge.close()
 
 
@@ -444,17 +496,33 @@ async def resolve_targets(
 
 
 # -- the whole scan ------------------------------------------------------------------------
-async def _watch_sigterm(collector: ResultCollector, cancel: trio.CancelScope) -> None:
-    if not hasattr(signal, "SIGTERM"):
-        return
+_STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name)
+)
+
+
+async def _watch_signals(collector: ResultCollector, cancel: trio.CancelScope) -> None:
+    """Ctrl-C and SIGTERM stop the scan the same way, at once: say so, cancel every
+    endpoint, and let the caller write what was measured."""
     try:
-        with trio.open_signal_receiver(signal.SIGTERM) as signals:
+        with trio.open_signal_receiver(*_STOP_SIGNALS) as signals:
             async for _ in signals:
                 collector.interrupted = True
+                if collector.on_interrupt is not None:
+                    collector.on_interrupt("stopping; writing what was measured")
                 cancel.cancel()
                 return
     except RuntimeError:  # not on the main thread (e.g. embedded use): no signal handling
         return
+
+
+async def _watch_stalls(collector: ResultCollector) -> None:
+    """Refresh the progress line once a second while nothing completes."""
+    while True:
+        await trio.sleep(1.0)
+        note = collector.waiting_on(trio.current_time())
+        if note is not None and collector.progress is not None:
+            collector.progress(len(collector.results), collector.total, note)
 
 
 async def scan_endpoints(
@@ -468,13 +536,17 @@ async def scan_endpoints(
     endpoint tasks exist at once, so a /16 does not allocate a million tasks."""
     sched = Scheduler(options, probes, fingerprint)
     in_flight = trio.Semaphore(max(16, options.global_connections * 4))
+    collector.last_done = trio.current_time()
     try:
         async with trio.open_nursery() as outer:
-            outer.start_soon(_watch_sigterm, collector, outer.cancel_scope)
+            outer.start_soon(_watch_signals, collector, outer.cancel_scope)
+            if collector.progress is not None:
+                outer.start_soon(_watch_stalls, collector)
             async with trio.open_nursery() as nursery:
 
                 async def run_one(ep: Endpoint) -> None:
                     try:
+                        collector.start(ep)
                         collector.add(await scan_endpoint(sched, ep))
                     finally:
                         in_flight.release()
@@ -484,7 +556,9 @@ async def scan_endpoints(
                     nursery.start_soon(run_one, ep)
             outer.cancel_scope.cancel()
     finally:
-        sched.close()
+        if collector.interrupted:
+            collector.interrupt_in_flight(_clock())
+        sched.close(hurry=collector.interrupted)
 
 
 async def scan(
@@ -538,14 +612,19 @@ async def probe_once(
     )
 
 
-def progress_printer(stream: Any = None) -> Callable[[int, int], None] | None:
-    """A one-line progress counter on stderr, only when stderr is a terminal."""
+def progress_printer(stream: Any = None, force: bool = False) -> Progress | None:
+    """A one-line progress counter on stderr, only when stderr is a terminal (or
+    ``force``); when nothing completed for a while it names what it waits on."""
     out = stream or sys.stderr
-    if not out.isatty():
+    if not force and not out.isatty():
         return None
+    width = [0]
 
-    def show(done: int, total: int) -> None:
-        out.write(f"\rchanscan: {done}/{total} endpoints")
+    def show(done: int, total: int, waiting: str | None = None) -> None:
+        line = f"chanscan: {done}/{total} endpoints" + (f"; {waiting}" if waiting else "")
+        # Pad over the longer line a "waiting on" note left behind.
+        out.write("\r" + line.ljust(width[0]))
+        width[0] = len(line)
         if done >= total:
             out.write("\n")
         out.flush()

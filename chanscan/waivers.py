@@ -16,11 +16,14 @@ finding, so an expired exception is seen instead of silently reopening.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from fnmatch import fnmatchcase
+from functools import cache
 from pathlib import Path
 
 from chanscan.errors import ConfigError
@@ -59,6 +62,53 @@ class Waiver:
         return today > self.expires
 
 
+@cache
+def known_finding_ids() -> frozenset[str]:
+    """Every finding id chanscan can emit: the graded rules, the ungraded ones, the
+    built-in policies' checks and the waiver expiry (tests/test_grading.py keeps the
+    first two complete against the rule sources)."""
+    from chanscan.grading import caps, rule_ids
+    from chanscan.policies import BUILTIN, load_policy
+
+    policy_ids = {f"policy.{p.name}.{r.id}" for p in map(load_policy, BUILTIN) for r in p.rules}
+    return frozenset({*rule_ids(), *caps.UNGRADED, *policy_ids, EXPIRED_ID})
+
+
+def _custom_policy_id(finding: str) -> bool:
+    """``policy.NAME.*`` of a policy that is not built in: its ids live in the user's
+    policy file, which waivers are read without, so they are taken on trust."""
+    from chanscan.policies import BUILTIN
+
+    parts = finding.split(".")
+    return len(parts) >= 3 and parts[0] == "policy" and parts[1] not in BUILTIN
+
+
+def _check_finding(finding: str, where: str) -> None:
+    known = known_finding_ids()
+    if any(c in finding for c in "*?["):
+        if _custom_policy_id(finding) or any(fnmatchcase(k, finding) for k in known):
+            return
+        raise ConfigError(f"{where}: pattern {finding!r} matches no finding id chanscan knows")
+    if finding in known or _custom_policy_id(finding):
+        return
+    near = difflib.get_close_matches(finding, sorted(known), n=1, cutoff=0.6)
+    hint = f"; did you mean {near[0]!r}?" if near else " (docs/grading.md lists them)"
+    raise ConfigError(f"{where}: unknown finding id {finding!r}{hint}")
+
+
+def _entry_lines(text: str) -> list[int]:
+    """The line of each ``finding =`` key, one per ``[[waiver]]`` table in order (the
+    table's own line when its finding key is not written plainly)."""
+    out: list[int] = []
+    headers = list(re.finditer(r"^[ \t]*\[\[[ \t]*waiver[ \t]*\]\]", text, re.MULTILINE))
+    for n, m in enumerate(headers):
+        end = headers[n + 1].start() if n + 1 < len(headers) else len(text)
+        key = re.search(r"^[ \t]*finding[ \t]*=", text[m.end() : end], re.MULTILINE)
+        at = m.end() + key.start() if key else m.start()
+        out.append(text.count("\n", 0, at) + 1)
+    return out
+
+
 def parse_waivers(text: str, source: str = "<waivers>") -> tuple[Waiver, ...]:
     raw = parse_toml(text, source)
     unknown = set(raw) - {"waiver"}
@@ -67,7 +117,14 @@ def parse_waivers(text: str, source: str = "<waivers>") -> tuple[Waiver, ...]:
     entries = raw.get("waiver", [])
     if not isinstance(entries, list):
         raise ConfigError(f"{source}: 'waiver' must be an array of tables ([[waiver]])")
-    return tuple(_one(entry, f"{source} waiver[{i}]") for i, entry in enumerate(entries, 1))
+    lines = _entry_lines(text)
+    out = []
+    for i, entry in enumerate(entries, 1):
+        waiver = _one(entry, f"{source} waiver[{i}]")
+        line = lines[i - 1] if len(lines) == len(entries) else None
+        _check_finding(waiver.finding, f"{source}:{line}" if line else waiver.source)
+        out.append(waiver)
+    return tuple(out)
 
 
 def _one(entry: object, where: str) -> Waiver:

@@ -1,7 +1,8 @@
 """Shared test plumbing.
 
-In CI (``CI`` set), a test that needs a real server and was skipped is turned into a
-failure: a missing ``sshd`` or ``openssl`` must never pass as green.
+In CI (``CI`` set), a test that needs a real server (or browser) and was skipped is
+turned into a failure: a missing ``sshd``, ``openssl`` or ``chromium`` must never pass
+as green.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import pytest
 
 from chanscan.lab import Lab
 
-_SERVER_MARKERS = ("needs_sshd", "needs_openssl")
+_SERVER_MARKERS = ("needs_sshd", "needs_openssl", "needs_chromium")
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -4,6 +4,7 @@ platform's weaknesses say, and every server is stopped."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -71,3 +72,37 @@ def test_demo_scans_the_estate(tmp_path: Path) -> None:
     assert grade_rank(grade[(esxi, 22)]) > grade_rank(grade[(vcenter, 22)])
     # The lab is gone.
     assert not port_accepts(vcenter, 443, timeout=0.3)
+
+
+def test_demo_explains_itself_and_the_readme_tells_its_grades(tmp_path: Path) -> None:
+    """The demo prints a legend (the two axes, what the gate count counts, where -v and
+    --by-host lead), and the README's table of the estate gives the host grades the
+    demo prints."""
+    import re
+
+    from chanscan.grading import host_grades
+    from chanscan.reports.json_report import load_report
+
+    out = tmp_path / "demo.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "chanscan", "demo", "--keep-json", str(out), "--no-color"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={k: v for k, v in os.environ.items() if k != "COLUMNS"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout
+    failed = re.search(r"gate FAILED \((\d+)\)", text)
+    assert failed is not None, text
+    legend = text[text.index("How to read this") :]
+    assert "eavesdrop" in legend and "MITM" in legend and "overall" in legend
+    # The count in the headline is the one the legend explains.
+    assert re.search(rf"FAILED \({failed.group(1)}\) counts {failed.group(1)} open", legend)
+    assert "-v" in legend and "--by-host" in legend
+
+    grades = {address: g.overall for address, g in host_grades(load_report(out).endpoints).items()}
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| (127\.42\.0\.\d+) \|.*\| ([A-F][+-]?) \|$", readme, re.MULTILINE)
+    assert len(rows) == len(grades) == 4
+    assert dict(rows) == grades

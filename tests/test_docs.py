@@ -47,3 +47,29 @@ def test_readme_waiver_example_loads() -> None:
     block = readme.split("```toml\n", 1)[1].split("```", 1)[0]
     (waiver,) = parse_waivers(block, "README.md")
     assert waiver.reason.startswith("hosts reached only through vCenter")
+    # Date-proof: judged around its own expiry, not today's date. It waives through
+    # that day and turns into a waiver.expired finding the day after.
+    from datetime import timedelta
+
+    from chanscan.model import Axis, Endpoint, Finding, Severity
+    from chanscan.waivers import EXPIRED_ID, apply_waivers
+
+    ep = Endpoint(host="192.0.2.10", address="192.0.2.10", port=443)
+    f = Finding(waiver.finding, "t", Severity.MEDIUM, Axis.MITM)
+    (held,) = apply_waivers([f], ep, (waiver,), waiver.expires)
+    assert held.waived
+    lapsed = apply_waivers([f], ep, (waiver,), waiver.expires + timedelta(days=1))
+    assert [x.id for x in lapsed] == [waiver.finding, EXPIRED_ID]
+    assert not lapsed[0].waived
+
+
+def test_readme_images_exist() -> None:
+    import re
+
+    root = DOC.parent.parent
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", readme)
+    assert "docs/img/estate-page.png" in images
+    for image in images:
+        data = (root / image).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n", image

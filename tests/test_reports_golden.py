@@ -39,6 +39,7 @@ CASES: dict[str, tuple[str, RenderOptions]] = {
     "junit.xml": ("junit", RenderOptions()),
     "junit_fail_on_medium.xml": ("junit", RenderOptions(fail_on=Severity.MEDIUM, min_grade="A")),
     "report.md": ("markdown", RenderOptions()),
+    "report.html": ("html", RenderOptions()),
 }
 
 

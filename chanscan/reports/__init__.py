@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 
 from chanscan.errors import UsageError
 from chanscan.model import ScanReport
-from chanscan.reports import json_report, junit, markdown, sarif, table
+from chanscan.reports import html, json_report, junit, markdown, sarif, table
 from chanscan.reports.json_report import load_report, write_atomic
 from chanscan.reports.options import RenderOptions
 
@@ -19,6 +19,7 @@ FORMATS: dict[str, Renderer] = {
     "sarif": sarif.render,
     "junit": junit.render,
     "markdown": markdown.render,
+    "html": html.render,
 }
 
 

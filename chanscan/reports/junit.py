@@ -10,12 +10,12 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 
-from chanscan.gate import endpoint_gate_failures, host_gate_failures
+from chanscan.gate import UNPROBED, endpoint_gate_failures, host_gate_failures
 from chanscan.model import EndpointResult, HostResult, ScanReport, Status
 from chanscan.reports.common import SCHEMES, uri_host
 from chanscan.reports.options import RenderOptions
 
-_UNPROBED = (Status.ERROR, Status.TIMEOUT, Status.FILTERED)
+_UNPROBED = UNPROBED  # timeout, filtered, error, interrupted
 
 
 def _case(result: EndpointResult, opts: RenderOptions) -> tuple[ET.Element, int, int, int]:

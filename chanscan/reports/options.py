@@ -15,6 +15,10 @@ class RenderOptions:
     by_host: bool = False  # add the per-host rollup
     color: bool = False  # ANSI colour; the CLI sets it only on a TTY without NO_COLOR
     width: int = 48  # longest text cell before it is shortened with an ellipsis
+    # Terminal columns to fit the table into (shortening, then dropping columns by a
+    # declared priority); None keeps the full table (pipes and files).
+    columns: int | None = None
+    legend: bool = False  # explain the grade columns and the gate under the table
     top_findings: int = 2  # findings named in the summary row
     fail_on: Severity = Severity.HIGH
     min_grade: str | None = None

@@ -12,7 +12,8 @@ import json
 from collections import Counter
 from typing import Any
 
-from chanscan.model import EndpointResult, Finding, HostResult, ScanReport, Severity, Status
+from chanscan.gate import UNPROBED
+from chanscan.model import EndpointResult, Finding, HostResult, ScanReport, Severity
 from chanscan.reports.common import endpoint_uri, host_port, uri_host
 from chanscan.reports.options import RenderOptions
 
@@ -176,7 +177,7 @@ def build(report: ScanReport, opts: RenderOptions) -> dict[str, Any]:
         dupes = Counter(f.id for f in r.findings)
         for f in r.findings:
             results.append(_result(r, f, index[f.id], dupes[f.id] > 1))
-        if r.status in (Status.ERROR, Status.TIMEOUT, Status.FILTERED):  # not probed
+        if r.status in UNPROBED:
             notifications.append(
                 {
                     "level": "error",

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 
-from tabulate import tabulate
-
-from chanscan.gate import gate_failures, grade_rank, unprobed
+from chanscan.gate import UNPROBED, gate_failures, grade_rank, unprobed
 from chanscan.grading import host_grades
 from chanscan.model import EndpointResult, ScanReport, Severity, Status
 from chanscan.reports.common import (
@@ -16,6 +15,7 @@ from chanscan.reports.common import (
     sorted_findings,
     uri_host,
 )
+from chanscan.reports.fit import Column, fit_table, wrap
 from chanscan.reports.options import RenderOptions
 
 _RESET = "\x1b[0m"
@@ -24,7 +24,7 @@ _YELLOW = "\x1b[33m"
 _GREEN = "\x1b[32m"
 _BOLD_RED = "\x1b[1;31m"
 
-_UNPROBED = (Status.TIMEOUT, Status.FILTERED, Status.ERROR)
+_UNPROBED = UNPROBED  # timeout, filtered, error, interrupted
 
 
 def _grade_colour(grade: str) -> str:
@@ -67,12 +67,37 @@ def _top_findings(result: EndpointResult, opts: RenderOptions) -> str:
     named = "; ".join(f.title for f in open_findings[: opts.top_findings])
     more = len(open_findings) - opts.top_findings
     suffix = f" (+{more} more)" if more > 0 else ""
+    return _keep_count(named + suffix, opts.width)
+
+
+_MORE = re.compile(r" \(\+\d+ more\)$")
+
+
+def _keep_count(text: str, width: int) -> str:
     # Shorten the titles, never the "+N more": the count is what tells a reader to look.
-    return shorten(named, max(opts.width - len(suffix), 8)) + suffix
+    m = _MORE.search(text)
+    if m is None:
+        return shorten(text, width)
+    suffix = m.group(0)
+    return shorten(text[: m.start()], max(width - len(suffix), 8)) + suffix
+
+
+# Declared fitting priority (see reports/fit.py): the platform is shortened first,
+# then the finding text, then the host name; platform and channel are the first to
+# go (the port tells most channels); the grades and the port are never touched.
+_SUMMARY_COLUMNS = (
+    Column("host", shrink_to=15, shrink_rank=3),
+    Column("port"),
+    Column("channel", drop_rank=1),
+    Column("platform", shrink_to=12, shrink_rank=0, drop_rank=0),
+    Column("eavesdrop"),
+    Column("MITM"),
+    Column("overall"),
+    Column("findings", shrink_to=16, shrink_rank=1, drop_rank=2, shrink=_keep_count),
+)
 
 
 def summary_table(report: ScanReport, opts: RenderOptions) -> str:
-    headers = ["host", "port", "channel", "platform", "eavesdrop", "MITM", "overall", "findings"]
     rows = []
     for r in sorted(report.endpoints, key=risk_key):
         if r.status is Status.CLOSED and not opts.verbose:
@@ -84,7 +109,7 @@ def summary_table(report: ScanReport, opts: RenderOptions) -> str:
         rows.append(
             [
                 shorten(r.host, opts.width),
-                r.port,
+                str(r.port),
                 r.channel.value,
                 shorten(platform_label(r), opts.width // 2),
                 _grade_cell(grade.eavesdropping if grade else None, opts),
@@ -93,11 +118,21 @@ def summary_table(report: ScanReport, opts: RenderOptions) -> str:
                 _top_findings(r, opts),
             ]
         )
-    return tabulate(rows, headers=headers, tablefmt=opts.table_format, disable_numparse=True)
+    return fit_table(_SUMMARY_COLUMNS, rows, opts.table_format, opts.columns)
+
+
+_FINDINGS_COLUMNS = (
+    Column("endpoint", shrink_to=15, shrink_rank=4),
+    Column("id"),
+    Column("severity"),
+    Column("axis", drop_rank=1),
+    Column("evidence", shrink_to=12, shrink_rank=1, drop_rank=3),
+    Column("remediation", shrink_to=12, shrink_rank=0, drop_rank=0),
+    Column("waived", shrink_to=5, shrink_rank=2, drop_rank=2),
+)
 
 
 def findings_table(report: ScanReport, opts: RenderOptions) -> str:
-    headers = ["endpoint", "id", "severity", "axis", "evidence", "remediation", "waived"]
     rows = []
     for r in sorted(report.endpoints, key=risk_key):
         for f in sorted_findings(r.findings):
@@ -117,7 +152,7 @@ def findings_table(report: ScanReport, opts: RenderOptions) -> str:
             )
     if not rows:
         return "No findings."
-    return tabulate(rows, headers=headers, tablefmt=opts.table_format, disable_numparse=True)
+    return fit_table(_FINDINGS_COLUMNS, rows, opts.table_format, opts.columns)
 
 
 def host_table(report: ScanReport, opts: RenderOptions) -> str:
@@ -131,16 +166,6 @@ def host_table(report: ScanReport, opts: RenderOptions) -> str:
     by_host: dict[str, list[EndpointResult]] = defaultdict(list)
     for r in report.endpoints:
         by_host[r.address or r.host].append(r)
-    headers = [
-        "host",
-        "endpoints",
-        "unprobed",
-        "eavesdrop",
-        "MITM",
-        "overall",
-        "host findings",
-        "open findings",
-    ]
     raw: list[tuple[str, int, int, str | None, str | None, str | None, str, str]] = []
     for address, results in by_host.items():
         if not opts.verbose and all(r.status is Status.CLOSED for r in results):
@@ -164,8 +189,8 @@ def host_table(report: ScanReport, opts: RenderOptions) -> str:
     rows = [
         [
             shorten(host, opts.width),
-            count,
-            bad,
+            str(count),
+            str(bad),
             _grade_cell(eaves, opts),
             _grade_cell(mitm, opts),
             _grade_cell(overall, opts),
@@ -174,7 +199,19 @@ def host_table(report: ScanReport, opts: RenderOptions) -> str:
         ]
         for host, count, bad, eaves, mitm, overall, own, tally in raw
     ]
-    return tabulate(rows, headers=headers, tablefmt=opts.table_format, disable_numparse=True)
+    return fit_table(_HOST_COLUMNS, rows, opts.table_format, opts.columns)
+
+
+_HOST_COLUMNS = (
+    Column("host", shrink_to=15, shrink_rank=1),
+    Column("endpoints"),
+    Column("unprobed", drop_rank=0),
+    Column("eavesdrop"),
+    Column("MITM"),
+    Column("overall"),
+    Column("host findings", shrink_to=14, shrink_rank=0, drop_rank=2),
+    Column("open findings", shrink_to=14, shrink_rank=0, drop_rank=1),
+)
 
 
 def headline(report: ScanReport, opts: RenderOptions) -> str:
@@ -201,10 +238,39 @@ def headline(report: ScanReport, opts: RenderOptions) -> str:
     return " · ".join(parts)
 
 
+def legend(report: ScanReport, opts: RenderOptions) -> str:
+    """What the columns and the verdict mean, for a first-time reader (``chanscan demo``)."""
+    failures = gate_failures(report, opts.fail_on, opts.min_grade)
+    findings = sum(1 for f in failures if f.kind == "finding")
+    grades = len(failures) - findings
+    endpoints = len({(f.address, f.port) for f in failures if f.channel != "host"})
+    hosts = len({f.address for f in failures if f.channel == "host"})
+    counted = f"{findings} open (not waived) finding{'s' * (findings != 1)} at or above "
+    counted += f"--fail-on {opts.fail_on.value}"
+    if opts.min_grade:
+        counted += f" and {grades} grade{'s' * (grades != 1)} below --min-grade {opts.min_grade}"
+    lines = [
+        "How to read this",
+        "  eavesdrop  can a listener on the path read the channel? (protocol versions, "
+        "ciphers, key exchange, cleartext ports)",
+        "  MITM       can someone on the path pretend to be the server? (certificate "
+        "trust, host keys, RDP NLA)",
+        "  overall    the worse of the two; grades run A+ (best), A, A-, B, C, D, E, F",
+        f"  gate       {'FAILED' if failures else 'passed'} ({len(failures)}) counts "
+        f"{counted}, on {endpoints} endpoint{'s' * (endpoints != 1)}"
+        + (f" and {hosts} host{'s' * (hosts != 1)} (patch level, end of support)" if hosts else ""),
+        "  more       -v lists every finding with its evidence and remediation; "
+        "--by-host rolls the endpoints up per host",
+    ]
+    return wrap("\n".join(lines), opts.columns)
+
+
 def render(report: ScanReport, opts: RenderOptions) -> str:
-    sections = [headline(report, opts), summary_table(report, opts)]
+    sections = [wrap(headline(report, opts), opts.columns), summary_table(report, opts)]
     if opts.by_host:
         sections.append("Per host\n\n" + host_table(report, opts))
     if opts.verbose:
         sections.append("Findings\n\n" + findings_table(report, opts))
+    if opts.legend:
+        sections.append(legend(report, opts))
     return "\n\n".join(sections) + "\n"
