@@ -52,6 +52,9 @@ def test_self_signed_rsa1024_sha1_expired() -> None:
     assert leaf.not_after == (NOW - timedelta(days=35)).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert checks.trusted_system is False
     assert checks.trusted_custom is None  # no --ca-bundle given
+    assert checks.trust_errors == (
+        "system store: self-signed and not an anchor: CN=esx01.example,O=chanscan lab",
+    )
     assert checks.chain_complete is True  # a self-signed certificate needs nothing more
     assert checks.hostname_matches is True
     assert any(e.startswith("system store:") for e in checks.verify_errors)
@@ -98,6 +101,7 @@ def test_private_ca_without_and_with_bundle(root: LabCA, bundle: Path) -> None:
     assert without.trusted_custom is None
     # Root omitted (as servers should) or intermediate missing: cannot be told apart.
     assert without.chain_complete is None
+    assert without.trust_errors == ("system store: issuer not found: CN=test root,O=chanscan lab",)
     with_bundle = certificate_checks([issued.der], "vc.example", ca_bundle=bundle, now=NOW)
     assert with_bundle.trusted_system is False
     assert with_bundle.trusted_custom is True
@@ -140,6 +144,10 @@ def test_shuffled_chain_still_builds(root: LabCA, bundle: Path) -> None:
     chain = [issued.der, root.issued.der, inter.issued.der]
     checks = certificate_checks(chain, "vc.example", ca_bundle=bundle, now=NOW)
     assert checks.trusted_custom is True and checks.chain_complete is True
+    # The sent root is not an anchor of the system store, nor a way around it.
+    assert checks.trust_errors == (
+        "system store: self-signed and not an anchor: CN=test root,O=chanscan lab",
+    )
     assert checks.chain[1].self_signed is True  # recorded as sent: the root came second
 
 

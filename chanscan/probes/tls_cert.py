@@ -397,12 +397,23 @@ def _judge(
         return _Verdict(True)
     if anchors.store is None:
         return _Verdict(False, f"{label}: no anchors")
+    # A root the server sent is never an anchor (clients use their own copy) and, as
+    # an intermediate, only sends the path builder round in circles to its depth limit.
+    sent = [c for c in chain[1:] if not is_self_signed(c)]
     try:
         when = _judging_time(chain, anchors, now)
-        _verifier(anchors.store, when).verify(chain[0], list(chain[1:]))
+        _verifier(anchors.store, when).verify(chain[0], sent)
     except VerificationError as exc:
         text = str(exc)
         fault = next((f for needle, f in _FAULT_TEXTS if needle in text), None)
+        if fault is None and "no interior errors" in text:
+            # No candidate issuer at all: say which one is missing.
+            top = _walk(chain)[-1]
+            text = (
+                f"self-signed and not an anchor: {_name(top.subject)}"
+                if is_self_signed(top)
+                else f"issuer not found: {_name(top.issuer)}"
+            )
         return _Verdict(False, _cap(f"{label}: {text}"), fault)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         return _Verdict(False, _cap(f"{label}: cannot validate ({exc})"))
