@@ -411,3 +411,34 @@ def test_trust_errors_are_capped(root: LabCA, bundle: Path) -> None:
     chain = _too_deep(root)
     checks = certificate_checks([c.der for c in chain], "vc.example", ca_bundle=bundle, now=NOW)
     assert checks.trust_errors and all(len(e) <= 240 for e in checks.trust_errors)
+
+
+def test_leaf_signed_by_leaf_is_named_without_any_anchor(root: LabCA) -> None:
+    """The constraint is broken by what the server sent, anchored or not."""
+    chain = _leaf_by_leaf(root)
+    checks = certificate_checks([c.der for c in chain], "vc.example", now=NOW)
+    assert checks.trusted_system is False and checks.issuer_fault == "not_ca"
+
+
+def test_namesake_that_signed_nothing_is_not_blamed(root: LabCA) -> None:
+    """A non-CA certificate sent beside the leaf, named like its issuer but whose key did
+    not sign it, is no constraint fault: the issuer is simply missing."""
+    stranger = LabCA("stranger", not_before=NOW - timedelta(days=365))
+    leaf = root.issue("vc.example")
+    key = new_key()
+    namesake = (
+        x509.CertificateBuilder()
+        .subject_name(root.cert.subject)
+        .issuer_name(stranger.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(leaf.cert.not_valid_before_utc)
+        .not_valid_after(leaf.cert.not_valid_after_utc)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(stranger.key, hashes.SHA256())
+    )
+    checks = certificate_checks(
+        [leaf.der, namesake.public_bytes(Encoding.DER)], "vc.example", now=NOW
+    )
+    assert checks.trusted_system is False and checks.issuer_fault is None
+    assert checks.trust_errors == ("system store: issuer not found: CN=test root,O=chanscan lab",)

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 # Versions in the order rules and reports use them.
 TLS_VERSIONS = ("SSL 2.0", "SSL 3.0", "TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3")
 
-# ``CertificateChecks.issuer_fault`` values: the CA constraint a path to an anchor broke
-# (RFC 5280 4.2.1.9 basicConstraints cA and pathLenConstraint, 4.2.1.3 keyCertSign,
-# 4.2.1.10 name constraints, 4.2.1.12 an issuer's extendedKeyUsage without serverAuth).
+# ``CertificateChecks.issuer_fault`` values: the CA constraint broken by a certificate
+# that signed the next one on the path, anchored or not (RFC 5280 4.2.1.9 basicConstraints
+# cA and pathLenConstraint, 4.2.1.3 keyCertSign, 4.2.1.10 name constraints, 4.2.1.12 an
+# issuer's extendedKeyUsage without serverAuth).
 ISSUER_FAULTS = ("not_ca", "no_key_cert_sign", "path_length", "name_constraints", "eku")
 
 

@@ -401,23 +401,45 @@ def _judge(
     # an intermediate, only sends the path builder round in circles to its depth limit.
     sent = [c for c in chain[1:] if not is_self_signed(c)]
     try:
-        when = _judging_time(chain, anchors, now)
-        _verifier(anchors.store, when).verify(chain[0], sent)
-    except VerificationError as exc:
-        text = str(exc)
-        fault = next((f for needle, f in _FAULT_TEXTS if needle in text), None)
-        if fault is None and "no interior errors" in text:
-            # No candidate issuer at all: say which one is missing.
-            top = _walk(chain)[-1]
-            text = (
-                f"self-signed and not an anchor: {_name(top.subject)}"
-                if is_self_signed(top)
-                else f"issuer not found: {_name(top.issuer)}"
-            )
-        return _Verdict(False, _cap(f"{label}: {text}"), fault)
+        verifier = _verifier(anchors.store, _judging_time(chain, anchors, now))
+        text = _refusal(verifier, chain[0], sent)
+        if text is None:
+            return _Verdict(True)
+        fault = _fault(text)
+        linked = [c for c in _walk(chain)[1:] if not is_self_signed(c)]
+        if fault is not None and len(linked) < len(sent):
+            # The validator weighs a candidate issuer's constraints before its
+            # signature: blame only certificates that signed something in the chain.
+            again = _refusal(verifier, chain[0], linked)
+            if again is None:
+                return _Verdict(True)
+            text, fault = again, _fault(again)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         return _Verdict(False, _cap(f"{label}: cannot validate ({exc})"))
-    return _Verdict(True)
+    if fault is None and "no interior errors" in text:
+        # No candidate issuer at all: say which one is missing.
+        top = _walk(chain)[-1]
+        text = (
+            f"self-signed and not an anchor: {_name(top.subject)}"
+            if is_self_signed(top)
+            else f"issuer not found: {_name(top.issuer)}"
+        )
+    return _Verdict(False, _cap(f"{label}: {text}"), fault)
+
+
+def _refusal(
+    verifier: ClientVerifier, leaf: x509.Certificate, pool: list[x509.Certificate]
+) -> str | None:
+    """The validator's reason for refusing every path, or None when one is accepted."""
+    try:
+        verifier.verify(leaf, pool)
+    except VerificationError as exc:
+        return str(exc)
+    return None
+
+
+def _fault(text: str) -> str | None:
+    return next((f for needle, f in _FAULT_TEXTS if needle in text), None)
 
 
 def _cap(text: str) -> str:
