@@ -442,3 +442,59 @@ def test_namesake_that_signed_nothing_is_not_blamed(root: LabCA) -> None:
     )
     assert checks.trusted_system is False and checks.issuer_fault is None
     assert checks.trust_errors == ("system store: issuer not found: CN=test root,O=chanscan lab",)
+
+
+def _signed(
+    issuer: LabCA, subject: str, *, ca: bool, bc_critical: bool, eku: list[x509.ObjectIdentifier]
+) -> Issued:
+    key = new_key()
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, subject)]))
+        .issuer_name(issuer.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - timedelta(days=1))
+        .not_valid_after(NOW + timedelta(days=90))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=bc_critical)
+    )
+    if not ca:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(subject)]), critical=False
+        )
+    if eku:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(eku), critical=False)
+    return Issued(builder.sign(issuer.key, hashes.SHA256()), key)
+
+
+def test_leaf_without_server_auth_eku_is_untrusted_but_no_issuer_fault(
+    root: LabCA, bundle: Path
+) -> None:
+    leaf = _signed(
+        root, "vc.example", ca=False, bc_critical=True, eku=[ExtendedKeyUsageOID.CLIENT_AUTH]
+    )
+    checks = certificate_checks([leaf.der], "vc.example", ca_bundle=bundle, now=NOW)
+    assert checks.trusted_custom is False and checks.issuer_fault is None
+    assert any("serverAuth" in e for e in checks.trust_errors)
+
+
+def test_rfc5280_intermediate_outside_the_cab_profile_stays_trusted(
+    root: LabCA, bundle: Path
+) -> None:
+    """Non-critical basicConstraints, no keyUsage, no key identifiers, a leaf with
+    anyExtendedKeyUsage: RFC 5280 accepts it, so chanscan does too."""
+    inter_issued = _signed(root, "old intermediate", ca=True, bc_critical=False, eku=[])
+    inter = LabCA("old intermediate")
+    inter.key, inter.cert = inter_issued.key, inter_issued.cert
+    leaf = _signed(
+        inter,
+        "vc.example",
+        ca=False,
+        bc_critical=False,
+        eku=[ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE],
+    )
+    checks = certificate_checks(
+        [leaf.der, inter_issued.der], "vc.example", ca_bundle=bundle, now=NOW
+    )
+    assert checks.trusted_custom is True, checks.trust_errors
+    assert checks.chain_complete is True
