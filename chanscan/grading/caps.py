@@ -68,6 +68,13 @@ TLS_CAPS: tuple[CapRule, ...] = (
     CapRule("tls.kex.weak_dh", E, "B", f"{SSLLABS_GUIDE}; CVE-2015-4000 (Logjam)"),
     CapRule("tls.cert.self_signed", M, "D", f"{SSLLABS_GUIDE} (grade T)", "chanscan"),
     CapRule("tls.cert.untrusted", M, "D", f"{SSLLABS_GUIDE} (grade T)", "chanscan"),
+    CapRule(
+        "tls.cert.issuer_not_ca",
+        M,
+        "F",
+        "RFC 5280 4.2.1.9, 4.2.1.3, 4.2.1.10; CVE-2002-0862 (sslsniff)",
+        "chanscan",
+    ),
     CapRule("tls.cert.hostname_mismatch", M, "D", f"{SSLLABS_GUIDE} (grade M)", "chanscan"),
     CapRule("tls.cert.expired", M, "D", f"{SSLLABS_GUIDE} (grade T); RFC 5280 6.1.3", "chanscan"),
     CapRule(

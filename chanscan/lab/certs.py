@@ -1,5 +1,7 @@
 """Certificates for lab servers and certificate tests, including the bad ones trustme
-refuses to make (RSA-1024, SHA-1 signatures, expired, not yet valid, long-lived).
+refuses to make (RSA-1024, SHA-1 signatures, expired, not yet valid, long-lived) and
+CA certificates that break their own constraints (no keyCertSign, a pathLenConstraint,
+name constraints, a leaf used as an issuer: ``leaf_signed_by``).
 
 Everything is generated fresh in memory with ``cryptography``; nothing here is a
 real CA. Lab TLS servers that must present a weak key or a SHA-1 signature have to
@@ -21,7 +23,7 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
-__all__ = ["Issued", "LabCA", "new_key", "self_signed"]
+__all__ = ["Issued", "LabCA", "leaf_signed_by", "new_key", "self_signed"]
 
 
 def new_key(kind: str = "ec", bits: int = 256) -> PrivateKey:
@@ -128,7 +130,13 @@ def _sign_sha1(builder: x509.CertificateBuilder, key: PrivateKey) -> x509.Certif
 
 
 class LabCA:
-    """A private CA (root or intermediate) that issues leaves and child CAs."""
+    """A private CA (root or intermediate) that issues leaves and child CAs.
+
+    ``key_cert_sign=False`` leaves keyCertSign out of keyUsage, ``path_length`` sets
+    basicConstraints pathLenConstraint, ``permitted_dns`` adds a critical
+    nameConstraints extension with those dNSName subtrees and ``extended_key_usage`` an
+    EKU extension (RFC 5280 4.2.1.3, 4.2.1.9, 4.2.1.10, 4.2.1.12): the lab's
+    constraint-breaking issuers."""
 
     def __init__(
         self,
@@ -138,10 +146,15 @@ class LabCA:
         key: PrivateKey | None = None,
         hash_name: str = "sha256",
         days: int = 3650,
+        not_before: datetime | None = None,
+        key_cert_sign: bool = True,
+        path_length: int | None = None,
+        permitted_dns: Sequence[str] = (),
+        extended_key_usage: Sequence[x509.ObjectIdentifier] = (),
     ) -> None:
         self.key = key or new_key()
         self.parent = parent
-        start, end = _window(None, None, days)
+        start, end = _window(not_before, None, days)
         signer_key = parent.key if parent else self.key
         issuer = parent.cert.subject if parent else _name(cn)
         builder = (
@@ -152,7 +165,7 @@ class LabCA:
             .serial_number(x509.random_serial_number())
             .not_valid_before(start)
             .not_valid_after(end)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
             .add_extension(
                 x509.KeyUsage(
                     digital_signature=True,
@@ -160,7 +173,7 @@ class LabCA:
                     key_encipherment=False,
                     data_encipherment=False,
                     key_agreement=False,
-                    key_cert_sign=True,
+                    key_cert_sign=key_cert_sign,
                     crl_sign=True,
                     encipher_only=False,
                     decipher_only=False,
@@ -171,6 +184,18 @@ class LabCA:
                 x509.SubjectKeyIdentifier.from_public_key(self.key.public_key()), critical=False
             )
         )
+        if permitted_dns:
+            builder = builder.add_extension(
+                x509.NameConstraints(
+                    permitted_subtrees=[x509.DNSName(d) for d in permitted_dns],
+                    excluded_subtrees=None,
+                ),
+                critical=True,
+            )
+        if extended_key_usage:
+            builder = builder.add_extension(
+                x509.ExtendedKeyUsage(list(extended_key_usage)), critical=False
+            )
         if parent is not None:
             builder = builder.add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(parent.key.public_key()),
@@ -182,8 +207,25 @@ class LabCA:
     def issued(self) -> Issued:
         return Issued(self.cert, self.key)
 
-    def child(self, cn: str = "chanscan lab intermediate") -> LabCA:
-        return LabCA(cn, parent=self)
+    def child(
+        self,
+        cn: str = "chanscan lab intermediate",
+        *,
+        key_cert_sign: bool = True,
+        path_length: int | None = None,
+        permitted_dns: Sequence[str] = (),
+        extended_key_usage: Sequence[x509.ObjectIdentifier] = (),
+    ) -> LabCA:
+        """An intermediate valid from this CA's own notBefore."""
+        return LabCA(
+            cn,
+            parent=self,
+            not_before=self.cert.not_valid_before_utc,
+            key_cert_sign=key_cert_sign,
+            path_length=path_length,
+            permitted_dns=permitted_dns,
+            extended_key_usage=extended_key_usage,
+        )
 
     def issue(
         self,
@@ -266,3 +308,20 @@ def self_signed(
     cn = names[0] if names else "chanscan lab server"
     builder = _leaf_builder(names, k, start, end, org_unit).issuer_name(_name(cn, org_unit))
     return Issued(_sign(builder, k, hash_name), k)
+
+
+def leaf_signed_by(issuer: Issued, *names: str, days: int = 90) -> Issued:
+    """A server certificate for ``names`` signed with another *leaf's* key: the
+    sslsniff interception (CVE-2002-0862). ``issuer`` says basicConstraints cA=FALSE,
+    so no conforming client may accept what it signs (RFC 5280 4.2.1.9)."""
+    leaf_key = new_key()
+    start, end = _window(None, None, days)
+    builder = (
+        _leaf_builder(names, leaf_key, start, end)
+        .issuer_name(issuer.cert.subject)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
+            critical=False,
+        )
+    )
+    return Issued(_sign(builder, issuer.key, "sha256"), leaf_key)

@@ -11,6 +11,12 @@ from dataclasses import dataclass, field
 # Versions in the order rules and reports use them.
 TLS_VERSIONS = ("SSL 2.0", "SSL 3.0", "TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3")
 
+# ``CertificateChecks.issuer_fault`` values: the CA constraint broken by a certificate
+# that signed the next one on the path, anchored or not (RFC 5280 4.2.1.9 basicConstraints
+# cA and pathLenConstraint, 4.2.1.3 keyCertSign, 4.2.1.10 name constraints, 4.2.1.12 an
+# issuer's extendedKeyUsage without serverAuth).
+ISSUER_FAULTS = ("not_ca", "no_key_cert_sign", "path_length", "name_constraints", "eku")
+
 
 @dataclass(frozen=True)
 class CipherSuite:
@@ -61,10 +67,18 @@ class CertificateChecks:
     chain: tuple[Certificate, ...]  # as the server sent it, leaf first
     name_checked: str  # the host name or IP address the leaf was matched against
     hostname_matches: bool | None = None
+    # Trust: a path from the leaf to an anchor that the X.509 path validator accepts
+    # (signatures, basicConstraints, keyUsage, pathLen, name constraints, EKU), judged
+    # at a time inside the leaf's validity and without the name (both judged apart).
     trusted_system: bool | None = None  # verified against the system trust store
     trusted_custom: bool | None = None  # against --ca-bundle; None when not given
-    chain_complete: bool | None = None  # a path to a root exists without fetching more
+    # True: the sent certificates reach an anchor or a self-signed root; False: an
+    # issuer is known (a store, the bundle, an AIA pointer) but was not sent; None: the
+    # issuer is unknown everywhere.
+    chain_complete: bool | None = None
     verify_errors: tuple[str, ...] = ()  # what the validator said, for evidence only
+    trust_errors: tuple[str, ...] = ()  # why a store refused the path, "<store>: <why>"
+    issuer_fault: str | None = None  # one of ISSUER_FAULTS; None when none was seen
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,13 @@ Entry point for the TLS probe::
 ``name_checked`` is ``Endpoint.server_name`` or, when scanned by address, the IP
 literal (matched against iPAddress SANs only, RFC 9525 6.3 / RFC 5280 4.2.1.6).
 
-Each fault is derived from the certificates themselves rather than from the first
-error string a path validator reports, so that one chain can carry several faults at
-once (self-signed *and* expired *and* name mismatch): trust is "a chain of valid
-signatures from the leaf to an anchor", independent of validity dates and names,
-which the rules judge separately from the recorded fields. The strict WebPKI
-verifier of ``cryptography`` is still run, only to give ``verify_errors`` as
-evidence.
+Trust is decided by ``cryptography``'s X.509 path validator (``_verifier``), so the CA
+constraints (basicConstraints cA and pathLenConstraint, keyUsage keyCertSign, name
+constraints, extendedKeyUsage serverAuth) are enforced by the library. One chain can
+still carry several faults at once (self-signed *and* expired *and* name mismatch):
+the path is judged at a time inside the leaf's validity and without the name, and the
+rules judge dates and the name apart from the recorded fields. The strict WebPKI
+verifier is also run at the scan's time with the name, for ``verify_errors`` evidence.
 
 Pure apart from reading the trust stores (sslyze's bundled Mozilla NSS store and the
 user's ``--ca-bundle``); never touches the network.
@@ -39,8 +39,16 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.utils import CryptographyDeprecationWarning
-from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
-from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
+from cryptography.x509.verification import (
+    ClientVerifier,
+    Criticality,
+    ExtensionPolicy,
+    Policy,
+    PolicyBuilder,
+    Store,
+    VerificationError,
+)
 
 from chanscan.errors import ProtocolError
 from chanscan.obs.tls import Certificate, CertificateChecks
@@ -123,7 +131,8 @@ def certificate_checks(
 ) -> CertificateChecks:
     """Analyse the chain a server sent.
 
-    ``now`` only feeds the evidence validator (time faults are judged by the rules
+    ``now`` is the scan's clock: the evidence validator runs at it, the path is judged
+    at it moved inside the certificates' validity (time faults are judged by the rules
     from ``not_before``/``not_after``); ``system`` overrides the system store (tests).
     Raises :class:`ProtocolError` when the chain is empty or the leaf is not a
     parseable X.509 certificate; unparseable extra certificates are skipped and
@@ -162,8 +171,9 @@ def _analyse(
     custom = load_anchors(ca_bundle) if ca_bundle is not None else None
     when = now if now is not None else datetime.now(UTC)
 
-    sys_path = _path_to_anchor(chain, sys_anchors)
-    custom_path = _path_to_anchor(chain, custom) if custom is not None else None
+    sys_verdict = _judge(chain, sys_anchors, when, "system store")
+    custom_verdict = _judge(chain, custom, when, "--ca-bundle") if custom else None
+    verdicts = [v for v in (sys_verdict, custom_verdict) if v is not None]
     errors.extend(_evidence(chain, name_checked, sys_anchors, when, "system store"))
     if custom is not None:
         errors.extend(_evidence(chain, name_checked, custom, when, "--ca-bundle"))
@@ -175,10 +185,14 @@ def _analyse(
         chain=tuple(describe(c) for c in chain),
         name_checked=name_checked,
         hostname_matches=matches,
-        trusted_system=sys_path is not None,
-        trusted_custom=None if custom is None else custom_path is not None,
-        chain_complete=_chain_complete(chain, sys_anchors, custom),
+        trusted_system=sys_verdict.trusted,
+        trusted_custom=None if custom_verdict is None else custom_verdict.trusted,
+        chain_complete=_chain_complete(
+            chain, [sys_anchors] if custom is None else [sys_anchors, custom]
+        ),
         verify_errors=tuple(errors),
+        trust_errors=tuple(v.error for v in verdicts if v.error is not None),
+        issuer_fault=next((v.fault for v in verdicts if v.fault is not None), None),
     )
 
 
@@ -291,13 +305,171 @@ def is_self_signed(cert: x509.Certificate) -> bool:
     return _signed_by(cert, cert)
 
 
-# -- paths and trust -------------------------------------------------------------------
+# -- trust: cryptography's path validator ---------------------------------------------
+
+# Longest text kept per store in ``trust_errors`` (the validator quotes certificates).
+_MAX_ERROR = 240
+
+# Texts of this module's own validators, and the library's for the constraints it
+# checks itself (cryptography < 47, tested by tests/test_tls_cert.py), by fault.
+_KEY_CERT_SIGN = "keyUsage of an issuing certificate does not assert keyCertSign"
+_CA_EKU = "extendedKeyUsage of an issuing certificate excludes serverAuth"
+_LEAF_EKU = "extendedKeyUsage of the leaf excludes serverAuth"
+_FAULT_TEXTS: tuple[tuple[str, str], ...] = (
+    ("basicConstraints.cA must be asserted", "not_ca"),
+    ("keyUsage.keyCertSign must be asserted", "no_key_cert_sign"),
+    (_KEY_CERT_SIGN, "no_key_cert_sign"),
+    ("path length constraint", "path_length"),
+    ("name constraint", "name_constraints"),
+    (_CA_EKU, "eku"),
+)
+_SERVER_EKUS = frozenset(
+    {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE}
+)
+
+
+def _ca_key_usage(_p: Policy, _c: x509.Certificate, ku: x509.KeyUsage | None) -> None:
+    # RFC 5280 6.1.4 (n): checked when present. Private roots made with a plain
+    # `openssl req -x509` carry no keyUsage and are still CAs (the library's WebPKI
+    # default would require the extension).
+    if ku is not None and not ku.key_cert_sign:
+        raise ValueError(_KEY_CERT_SIGN)
+
+
+def _ca_eku(_p: Policy, _c: x509.Certificate, eku: x509.ExtendedKeyUsage | None) -> None:
+    if eku is not None and not _SERVER_EKUS & set(eku):
+        raise ValueError(_CA_EKU)
+
+
+def _leaf_eku(_p: Policy, _c: x509.Certificate, eku: x509.ExtendedKeyUsage | None) -> None:
+    if eku is not None and not _SERVER_EKUS & set(eku):
+        raise ValueError(_LEAF_EKU)
+
+
+def _verifier(store: Store, when: datetime) -> ClientVerifier:
+    """RFC 5280 path validation of a TLS server certificate, without the name.
+
+    The client verifier is used because the server one insists on matching a name; its
+    clientAuth EKU check is replaced by serverAuth. Relaxed from the CA/B Forum
+    profile, so a private PKI that RFC 5280 accepts is not called untrusted: no
+    subjectAltName or authorityKeyIdentifier required, basicConstraints of any
+    criticality (cA and pathLenConstraint stay enforced by the library), the leaf's
+    own basicConstraints and keyUsage not judged. Signature algorithms stay the
+    library's (SHA-256 or better; RSA issuers of 2048 bits or more)."""
+    agnostic = Criticality.AGNOSTIC
+    ca = (
+        ExtensionPolicy.webpki_defaults_ca()
+        .require_present(x509.BasicConstraints, agnostic, None)
+        .may_be_present(x509.KeyUsage, agnostic, _ca_key_usage)
+        .may_be_present(x509.ExtendedKeyUsage, agnostic, _ca_eku)
+        .may_be_present(x509.AuthorityKeyIdentifier, agnostic, None)
+    )
+    ee = (
+        ExtensionPolicy.webpki_defaults_ee()
+        .may_be_present(x509.SubjectAlternativeName, agnostic, None)
+        .may_be_present(x509.AuthorityKeyIdentifier, agnostic, None)
+        .may_be_present(x509.BasicConstraints, agnostic, None)
+        .may_be_present(x509.KeyUsage, agnostic, None)
+        .may_be_present(x509.ExtendedKeyUsage, agnostic, _leaf_eku)
+    )
+    return (
+        PolicyBuilder()
+        .store(store)
+        .time(when)
+        .extension_policies(ca_policy=ca, ee_policy=ee)
+        .build_client_verifier()
+    )
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    trusted: bool
+    error: str | None = None  # "<store>: <why>", capped
+    fault: str | None = None  # one of chanscan.obs.tls.ISSUER_FAULTS
+
+
+def _judge(
+    chain: Sequence[x509.Certificate], anchors: TrustAnchors, now: datetime, label: str
+) -> _Verdict:
+    """Does the validator build a path from the leaf, through the sent certificates, to
+    an anchor in ``anchors``? A leaf that is itself in the bundle is pinned: trusted."""
+    if anchors.contains(chain[0]):
+        return _Verdict(True)
+    if anchors.store is None:
+        return _Verdict(False, f"{label}: no anchors")
+    # A root the server sent is never an anchor (clients use their own copy) and, as
+    # an intermediate, only sends the path builder round in circles to its depth limit.
+    sent = [c for c in chain[1:] if not is_self_signed(c)]
+    try:
+        verifier = _verifier(anchors.store, _judging_time(chain, anchors, now))
+        text = _refusal(verifier, chain[0], sent)
+        if text is None:
+            return _Verdict(True)
+        fault = _fault(text)
+        linked = [c for c in _walk(chain)[1:] if not is_self_signed(c)]
+        if fault is not None and len(linked) < len(sent):
+            # The validator weighs a candidate issuer's constraints before its
+            # signature: blame only certificates that signed something in the chain.
+            again = _refusal(verifier, chain[0], linked)
+            if again is None:
+                return _Verdict(True)
+            text, fault = again, _fault(again)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        return _Verdict(False, _cap(f"{label}: cannot validate ({exc})"))
+    if fault is None and "no interior errors" in text:
+        # No candidate issuer at all: say which one is missing.
+        top = _walk(chain)[-1]
+        text = (
+            f"self-signed and not an anchor: {_name(top.subject)}"
+            if is_self_signed(top)
+            else f"issuer not found: {_name(top.issuer)}"
+        )
+    return _Verdict(False, _cap(f"{label}: {text}"), fault)
+
+
+def _refusal(
+    verifier: ClientVerifier, leaf: x509.Certificate, pool: list[x509.Certificate]
+) -> str | None:
+    """The validator's reason for refusing every path, or None when one is accepted."""
+    try:
+        verifier.verify(leaf, pool)
+    except VerificationError as exc:
+        return str(exc)
+    return None
+
+
+def _fault(text: str) -> str | None:
+    return next((f for needle, f in _FAULT_TEXTS if needle in text), None)
+
+
+def _cap(text: str) -> str:
+    return text if len(text) <= _MAX_ERROR else text[: _MAX_ERROR - 3] + "..."
+
+
+def _judging_time(
+    chain: Sequence[x509.Certificate], anchors: TrustAnchors, now: datetime
+) -> datetime:
+    """The scan's time moved inside the validity of the leaf, the intermediates sent
+    and the anchors that could issue them (the leaf's and the intermediates' when they
+    do not overlap; the leaf's alone last), so that an expired or not-yet-valid
+    certificate is a date finding, not a trust one."""
+    sent = [chain[0], *(c for c in chain[1:] if not is_self_signed(c))]
+    roots = [a for c in chain for a in anchors.issuers_of(c)]
+    for group in (sent + roots, sent, sent[:1]):
+        start = max(c.not_valid_before_utc for c in group)
+        end = min(c.not_valid_after_utc for c in group)
+        if start <= end:
+            return min(max(now, start), end)
+    return now
+
+
+# -- completeness: what the server sent, linked by names and signatures ----------------
 
 
 def _walk(chain: Sequence[x509.Certificate]) -> list[x509.Certificate]:
     """Follow issuers from the leaf through what the server sent (in any order, since
     some servers send the chain shuffled), stopping at a self-signed certificate or
-    where the next issuer is missing."""
+    where the next issuer is missing. Linkage only: trust is the validator's."""
     path = [chain[0]]
     pool = list(chain[1:])
     while len(path) < _MAX_PATH and not is_self_signed(path[-1]):
@@ -309,38 +481,22 @@ def _walk(chain: Sequence[x509.Certificate]) -> list[x509.Certificate]:
     return path
 
 
-def _path_to_anchor(
-    chain: Sequence[x509.Certificate], anchors: TrustAnchors
-) -> list[x509.Certificate] | None:
-    """A signature path from the leaf to a certificate in ``anchors``, or None."""
-    path = _walk(chain)
-    for i, cert in enumerate(path):
-        if anchors.contains(cert):
-            return path[: i + 1]
-        for anchor in anchors.issuers_of(cert):
-            if _signed_by(cert, anchor):
-                return [*path[: i + 1], anchor]
-    return None
-
-
 def _chain_complete(
-    chain: Sequence[x509.Certificate], system: TrustAnchors, custom: TrustAnchors | None
+    chain: Sequence[x509.Certificate], stores: Sequence[TrustAnchors]
 ) -> bool | None:
-    """True when the sent certificates reach a self-signed certificate or an anchor
-    without fetching anything; False when a link is provably missing; None when it
-    cannot be told (a private CA's leaf with no --ca-bundle: the missing issuer may be
-    a root the server rightly omits, RFC 8446 4.4.2, or a missing intermediate)."""
-    path = _walk(chain)
-    last = path[-1]
-    if is_self_signed(last):
+    """True when the sent certificates reach a self-signed certificate, an anchor, or a
+    certificate a self-signed anchor signed, without fetching anything. False when the
+    missing issuer is known but was not sent: an intermediate in a store or the
+    bundle, or one the top certificate names for download (AIA caIssuers, RFC 5280
+    4.2.2.1). None when the issuer is unknown everywhere (a private CA's leaf: the
+    missing issuer may be a root the server rightly omits, RFC 8446 4.4.2)."""
+    last = _walk(chain)[-1]
+    if is_self_signed(last) or any(s.contains(last) for s in stores):
         return True
-    stores = [system] if custom is None else [system, custom]
-    for store in stores:
-        if store.contains(last) or any(_signed_by(last, a) for a in store.issuers_of(last)):
-            return True
-    # The user named the anchors, so a gap below them is a missing intermediate; an AIA
-    # caIssuers pointer means the issuer is one that clients would have to download.
-    if custom is not None or _has_ca_issuers(last):
+    issuers = [a for s in stores for a in s.issuers_of(last) if _signed_by(last, a)]
+    if any(is_self_signed(a) for a in issuers):
+        return True
+    if issuers or _has_ca_issuers(last):
         return False
     return None
 

@@ -19,6 +19,17 @@ __all__ = ["findings", "observation_findings"]
 
 MAX_LIFESPAN_DAYS = 398  # CA/Browser Forum BR 6.3.2
 EXPIRY_WARNING_DAYS = 30
+# CertificateChecks.issuer_fault -> evidence (RFC 5280 sections).
+ISSUER_FAULT_TEXT = {
+    "not_ca": "a certificate that is not a CA (basicConstraints cA false or absent, "
+    "RFC 5280 4.2.1.9) signed the next one in the path",
+    "no_key_cert_sign": "an issuer's keyUsage does not allow certificate signing "
+    "(keyCertSign, RFC 5280 4.2.1.3)",
+    "path_length": "an issuer's pathLenConstraint is exceeded (RFC 5280 4.2.1.9)",
+    "name_constraints": "a certificate names a host outside its issuer's name constraints "
+    "(RFC 5280 4.2.1.10)",
+    "eku": "an issuer's extendedKeyUsage excludes serverAuth (RFC 5280 4.2.1.12)",
+}
 MIN_DH_BITS = 2048  # NIST SP 800-131A Rev. 2: 112-bit security
 MIN_RSA_BITS = 2048
 MIN_EC_BITS = 224
@@ -224,7 +235,10 @@ def _certificate(
         ev = [f"issuer {leaf.issuer}", "no path to the system store"]
         if checks.trusted_custom is False:
             ev.append("no path to --ca-bundle")
-        out.append(_make("tls.cert.untrusted", [*ev, *checks.verify_errors]))
+        out.append(_make("tls.cert.untrusted", [*ev, *checks.trust_errors]))
+        fault = ISSUER_FAULT_TEXT.get(checks.issuer_fault or "")
+        if fault is not None:
+            out.append(_make("tls.cert.issuer_not_ca", [fault, *checks.trust_errors]))
     else:
         unknown.append("certificate trust")
 

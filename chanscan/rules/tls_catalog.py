@@ -173,6 +173,16 @@ CATALOG: dict[str, Entry] = {
         _CERT_FIX + "or pass the private root with --ca-bundle if it is yours.",
         ("RFC 5280 6", SSL_LABS),
     ),
+    "tls.cert.issuer_not_ca": Entry(
+        "A certificate in the chain was signed by an issuer its constraints forbid",
+        Severity.CRITICAL,
+        Axis.MITM,
+        "Treat it as interception until shown otherwise: a leaf used as a CA, or a CA "
+        "issuing beyond its keyUsage, pathLenConstraint or name constraints, is how "
+        "sslsniff-style MITM certificates are made. Find who issued it and replace it with "
+        "one issued directly by the CA.",
+        ("RFC 5280 4.2.1.9", "RFC 5280 4.2.1.3", "RFC 5280 4.2.1.10", "CVE-2002-0862"),
+    ),
     "tls.cert.hostname_mismatch": Entry(
         "The certificate does not match the scanned name",
         Severity.HIGH,
