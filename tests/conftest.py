@@ -14,7 +14,7 @@ import pytest
 
 from chanscan.lab import Lab
 
-_SERVER_MARKERS = ("needs_sshd", "needs_openssl", "needs_chromium")
+_SERVER_MARKERS = ("needs_sshd", "needs_openssl", "needs_chromium", "needs_xrdp")
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -122,6 +122,16 @@ OTHER_CAPS: tuple[CapRule, ...] = (
     CapRule("rdp.standard_security", M, "F", "[MS-RDPBCGR] 5.3.3; CVE-2005-1794", "chanscan"),
     CapRule("rdp.no_nla", M, "B", "[MS-RDPBCGR] 5.4; [MS-CSSP]", "chanscan"),
     CapRule(
+        "rdp.encryption.low", E, "F", "[MS-RDPBCGR] 5.3.1 (Low: client to server only)", "chanscan"
+    ),
+    CapRule(
+        "rdp.encryption.weak_method",
+        E,
+        "F",
+        "[MS-RDPBCGR] 5.3.2; NIST SP 800-131A Rev. 2",
+        "chanscan",
+    ),
+    CapRule(
         "cleartext.management_port", E, "C", "RFC 9110 4.2.1 (http is not secured)", "chanscan"
     ),
     CapRule("cleartext.management_port", M, "F", "RFC 9110 4.2.1; RFC 6797 2.3.1", "chanscan"),

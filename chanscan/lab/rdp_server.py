@@ -10,7 +10,9 @@ code Windows sends for that mismatch.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
+import struct
 from collections.abc import Iterable
 
 from chanscan.lab.core import Handle, Lab
@@ -47,6 +49,38 @@ async def _read_tpkt(reader: asyncio.StreamReader) -> bytes:
     header = await asyncio.wait_for(reader.readexactly(4), _READ_TIMEOUT)
     length = w.tpkt_length(header)
     return header + await asyncio.wait_for(reader.readexactly(length - 4), _READ_TIMEOUT)
+
+
+def encode_connect_response(level: int, method: int) -> bytes:
+    """A minimal MCS Connect Response ([MS-RDPBCGR] 2.2.1.4): SC_CORE, SC_SECURITY with
+    ``level`` and ``method``, SC_NET; no server certificate (the probe stops here)."""
+    blocks = struct.pack("<HHI", 0x0C01, 8, 0x00080004)
+    blocks += struct.pack("<HHII", 0x0C02, 12, method, level)
+    blocks += struct.pack("<HHHH", 0x0C03, 8, 0x03EB, 0)
+    gcc = bytes.fromhex("000500147c0001") + b"\x2a\x14\x76\x0a\x01\x01\x00\x01\xc0\x00"
+    gcc += b"McDn" + bytes([len(blocks)]) + blocks
+    body = b"\x0a\x01\x00\x02\x01\x00\x30\x00\x04" + bytes([len(gcc)]) + gcc
+    payload = b"\x02\xf0\x80\x7f\x66" + bytes([len(body)]) + body
+    return struct.pack(">BBH", 3, 0, len(payload) + 4) + payload
+
+
+def _offered_methods(initial: bytes) -> int:
+    at = initial.find(struct.pack("<HH", 0xC002, 12))
+    return struct.unpack_from("<I", initial, at + 4)[0] if at >= 0 else 0
+
+
+async def _answer_mcs(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Standard security at "client compatible", like Windows: the strongest method the
+    client offered (128, 56, 40-bit; FIPS only when nothing else was offered)."""
+    header = await asyncio.wait_for(reader.readexactly(4), _READ_TIMEOUT)
+    length = struct.unpack(">H", header[2:4])[0]
+    if not 7 <= length <= 8192:
+        return
+    initial = header + await asyncio.wait_for(reader.readexactly(length - 4), _READ_TIMEOUT)
+    offered = _offered_methods(initial)
+    method = next((m for m in (0x02, 0x08, 0x01, 0x10) if offered & m), 0)
+    writer.write(encode_connect_response(2, method))
+    await writer.drain()
 
 
 async def _drain_until_eof(reader: asyncio.StreamReader) -> None:
@@ -107,6 +141,9 @@ def add_rdp_server(
         _request, selected = answered
         if selected in (w.PROTOCOL_SSL, w.PROTOCOL_HYBRID, w.PROTOCOL_HYBRID_EX):
             await asyncio.wait_for(writer.start_tls(tls), _READ_TIMEOUT)
+        elif selected == w.PROTOCOL_RDP:
+            with contextlib.suppress(asyncio.IncompleteReadError, asyncio.TimeoutError):
+                await _answer_mcs(reader, writer)
         if selected is not None:
             await _drain_until_eof(reader)
 

@@ -25,6 +25,20 @@ class RdpNegotiation:
 
 
 @dataclass(frozen=True)
+class RdpEncryption:
+    """Standard RDP security's settings, from the Server Security Data of the MCS
+    Connect Response ([MS-RDPBCGR] 2.2.1.4.3); asked only when standard security was
+    accepted. ``None`` fields were not determined."""
+
+    level: str | None = None  # none, low, client_compatible, high, fips
+    method: str | None = None  # chosen when offered every method: 40bit, 56bit, 128bit, fips
+    # Every method the server settled on when offered one method at a time: what a
+    # client can end up with (a server may also ignore the offer and impose its own).
+    methods: tuple[str, ...] = ()
+    error: str | None = None  # why the exchange gave no answer
+
+
+@dataclass(frozen=True)
 class RdpObservation:
     protocols_accepted: tuple[str, ...] = ()  # what the server agreed to when asked alone
     protocols_refused: tuple[str, ...] = ()
@@ -32,3 +46,4 @@ class RdpObservation:
     tls: TlsObservation | None = None  # the TLS layer after negotiation, when offered
     negotiations: tuple[RdpNegotiation, ...] = ()  # every request, in the order sent
     tls_not_probed: str | None = None  # why ``tls`` is None although TLS was accepted
+    encryption: RdpEncryption | None = None  # standard RDP security's level and methods

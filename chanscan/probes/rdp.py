@@ -28,8 +28,9 @@ import trio
 
 from chanscan.errors import ProbeError, ProtocolError
 from chanscan.model import Channel, Endpoint
-from chanscan.obs.rdp import RdpNegotiation, RdpObservation
+from chanscan.obs.rdp import RdpEncryption, RdpNegotiation, RdpObservation
 from chanscan.obs.tls import ProtocolSupport, TlsObservation
+from chanscan.probes import rdp_mcs as mcs
 from chanscan.probes import rdp_wire as w
 from chanscan.probes.base import Probe, ProbeContext, ScanOptions
 from chanscan.probes.tls_cert import certificate_checks
@@ -116,6 +117,8 @@ class RdpProbe:
             negotiation_failure=failure,
             negotiations=tuple(negs),
         )
+        if "rdp" in accepted:
+            obs = replace(obs, encryption=await standard_security(ctx))
         tls_based = [_SELECTED[p] for p in accepted if p in _TLS_BASED]
         if not tls_based:
             return obs
@@ -230,4 +233,69 @@ async def one_handshake(ctx: ProbeContext) -> TlsObservation:
         certificate=checks,
         enumeration="single-handshake",
         not_determined=(_NOT_PROBED,),
+    )
+
+
+# -- standard RDP security: encryption level and methods ([MS-RDPBCGR] 2.2.1.3/2.2.1.4) --
+_ALL_METHODS = sum(mcs.ENCRYPTION_METHODS.values())
+
+
+async def _receive_mcs(stream: trio.abc.Stream) -> bytes:
+    """One TPKT of at most ``mcs.MAX_RESPONSE`` bytes; ProtocolError otherwise."""
+    buf = b""
+    need = 4
+    while len(buf) < need:  # bounded: need <= MAX_RESPONSE, every pass adds or ends
+        chunk = await stream.receive_some(need - len(buf))
+        if not chunk:
+            raise ProtocolError(f"closed after our MCS Connect Initial ({len(buf)} bytes in)")
+        buf += chunk
+        if need == 4 and len(buf) == 4:
+            if buf[0] != 3:
+                raise ProtocolError(f"not a TPKT answer (first byte 0x{buf[0]:02x})")
+            need = int.from_bytes(buf[2:4], "big")
+            if not 7 <= need <= mcs.MAX_RESPONSE:
+                raise ProtocolError(
+                    f"MCS Connect Response of {need} bytes (limit {mcs.MAX_RESPONSE})"
+                )
+    return buf
+
+
+async def _offer(ctx: ProbeContext, methods: int) -> mcs.ServerSecurity:
+    async with ctx.connection() as stream:
+        cc = await negotiate(stream, w.PROTOCOL_RDP)
+        if not (cc.legacy or cc.selected_names == ("rdp",)):
+            raise ProtocolError("standard RDP security not selected on this connection")
+        await stream.send_all(mcs.encode_connect_initial(methods))
+        try:
+            return mcs.decode_connect_response(await _receive_mcs(stream))
+        except mcs.RdpMcsError as exc:
+            raise ProtocolError(f"MCS Connect Response: {exc}") from None
+
+
+async def standard_security(ctx: ProbeContext) -> RdpEncryption:
+    """Offer every method once (the level, and the method a modern client gets), then
+    each method alone (which ones a client can end up with). A refusal of one offer
+    (the server hangs up) is an answer; no answer at all is "not determined"."""
+    # One read's bound, as for sslyze's handshakes: a server that takes the PDU and
+    # stays silent costs this once, and the rest of the endpoint's probe goes on.
+    bound = ctx.options.network_timeout
+
+    async def one(mask: int) -> mcs.ServerSecurity | str:
+        with trio.move_on_after(bound):
+            try:
+                return await _offer(ctx, mask)
+            except (ProtocolError, trio.BrokenResourceError) as exc:
+                return str(exc) or type(exc).__name__
+        return f"no MCS Connect Response within {bound:g} s"
+
+    full = await one(_ALL_METHODS)
+    if isinstance(full, str):
+        return RdpEncryption(error=full)
+    singles = [functools.partial(one, m) for m in mcs.ENCRYPTION_METHODS.values()]
+    answers = await ctx.gather(singles)
+    chosen = {a.method for a in answers if isinstance(a, mcs.ServerSecurity) and a.method}
+    return RdpEncryption(
+        level=full.level,
+        method=full.method,
+        methods=tuple(n for n in mcs.ENCRYPTION_METHODS if n in chosen),
     )

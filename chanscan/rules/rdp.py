@@ -77,6 +77,56 @@ def observation_findings(rdp: RdpObservation, *, now: datetime) -> list[Finding]
                 references=("[MS-RDPBCGR] 5.4.5.2", "[MS-CSSP]", _GPO_NLA, _NLA_DOC),
             )
         )
+    out += _encryption(rdp)
     if rdp.tls is not None:
         out += tls_rules.observation_findings(rdp.tls, now=now)
+    return out
+
+
+_WEAK_METHODS = ("40bit", "56bit")  # RC4 under 112 bits (NIST SP 800-131A Rev. 2)
+
+
+def _encryption(rdp: RdpObservation) -> list[Finding]:
+    """Standard RDP security's level and methods; an undetermined one raises nothing."""
+    enc = rdp.encryption
+    if enc is None:
+        return []
+    out: list[Finding] = []
+    if enc.level in ("none", "low"):
+        what = (
+            "no encryption at all"
+            if enc.level == "none"
+            else "only client-to-server traffic is encrypted; the server's screen output "
+            "and clipboard travel in cleartext"
+        )
+        out.append(
+            Finding(
+                id="rdp.encryption.low",
+                title=f"RDP encryption level {enc.level}: {what}",
+                severity=Severity.HIGH,
+                axis=Axis.EAVESDROPPING,
+                evidence=(
+                    f"Server Security Data: encryptionLevel {enc.level}, method "
+                    f"{enc.method or 'none'}",
+                ),
+                remediation="Set the encryption level to High (Group Policy: Remote Desktop "
+                "Session Host > Security > Set client connection encryption level) and, "
+                "better, the security layer to SSL (TLS) with NLA.",
+                references=("[MS-RDPBCGR] 5.3.1", "[MS-RDPBCGR] 2.2.1.4.3", _GPO_SECURITY_LAYER),
+            )
+        )
+    weak = [m for m in enc.methods if m in _WEAK_METHODS]
+    if weak:
+        out.append(
+            Finding(
+                id="rdp.encryption.weak_method",
+                title="RDP standard security settles on RC4 keys under 112 bits",
+                severity=Severity.HIGH,
+                axis=Axis.EAVESDROPPING,
+                evidence=tuple(f"offered {m} alone: the server accepted it" for m in weak),
+                remediation="Set the encryption level to High or FIPS compliant, or the "
+                "security layer to SSL (TLS) with NLA.",
+                references=("[MS-RDPBCGR] 5.3.2", "NIST SP 800-131A Rev. 2"),
+            )
+        )
     return out
