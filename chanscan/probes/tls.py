@@ -48,7 +48,7 @@ from chanscan.obs.tls import (
     TlsObservation,
     VulnChecks,
 )
-from chanscan.probes import tls_enum
+from chanscan.probes import tls13_groups, tls_enum
 from chanscan.probes.base import ProbeContext
 from chanscan.probes.tls_cert import certificate_checks
 from chanscan.probes.tls_jobs import (
@@ -151,6 +151,53 @@ async def _read_line(stream: trio.abc.Stream) -> bytes:
     return buf.split(b"\n", 1)[0].rstrip(b"\r")
 
 
+async def _first_record(stream: trio.abc.Stream) -> bytes:
+    buf = b""
+    need = 5
+    while len(buf) < need:  # bounded: need <= MAX_RECORD and every pass adds or ends
+        chunk = await stream.receive_some(need - len(buf))
+        if not chunk:
+            raise ProtocolError(f"closed after our ClientHello ({len(buf)} bytes in)")
+        buf += chunk
+        if need == 5 and len(buf) == 5:
+            try:
+                need = tls13_groups.record_length(buf)
+            except tls13_groups.Tls13WireError as exc:
+                raise ProtocolError(str(exc)) from None
+    return buf
+
+
+async def ffdhe_groups(ctx: ProbeContext, expect_preface: bool) -> tuple[list[str], list[str]]:
+    """(the RFC 7919 groups the server takes for TLS 1.3, the ones not determined): one
+    ClientHello per group, each inside one read's bound (sslyze's network timeout)."""
+    bound = ctx.options.network_timeout
+
+    async def one(name: str) -> bool | None:
+        group = tls13_groups.FFDHE_GROUPS[name]
+        with trio.move_on_after(bound):
+            try:
+                async with ctx.connection() as stream:
+                    if expect_preface:
+                        await _read_line(stream)
+                    hello = tls13_groups.encode_client_hello(group, ctx.endpoint.server_name)
+                    await stream.send_all(hello)
+                    first = await _first_record(stream)
+                return tls13_groups.decode_server_first(first, group).supported
+            except tls13_groups.Tls13WireError:
+                return None
+            except (ProtocolError, trio.BrokenResourceError) as exc:
+                # Hanging up on a hello that names only an unknown group is a refusal,
+                # as an alert would be; a reset before anything is not an answer.
+                return False if "closed after" in str(exc) else None
+        return None
+
+    names = list(tls13_groups.FFDHE_GROUPS)
+    answers = await ctx.gather([functools.partial(one, n) for n in names])
+    taken = [n for n, a in zip(names, answers, strict=True) if a]
+    unknown = [n for n, a in zip(names, answers, strict=True) if a is None]
+    return taken, unknown
+
+
 async def modern_handshake(
     ctx: ProbeContext, expect_preface: bool
 ) -> tuple[str | None, bytes | None]:
@@ -178,6 +225,8 @@ class _Collected:
     preference: dict[tls_enum.Chain, bool | None] = field(default_factory=dict)
     failed_versions: dict[TlsVersionEnum, str] = field(default_factory=dict)
     groups: tls_enum.GroupsResult | None = None
+    ffdhe: tuple[str, ...] = ()  # RFC 7919 groups taken for TLS 1.3 (nassl cannot offer them)
+    expect_preface: bool = False
     chain_der: tuple[bytes, ...] = ()
     not_determined: list[str] = field(default_factory=list)
     # The chain the first TLS 1.3 handshake received (see ``certificate`` below).
@@ -282,7 +331,7 @@ class TlsProbe:
         except JobFailed as exc:
             raise ProtocolError(f"no TLS handshake succeeded: {exc}") from None
         web = not expect_preface and self.opportunistic is None
-        got = _Collected()
+        got = _Collected(expect_preface=expect_preface)
         await self._collect(ctx, jobs, info, got, web)
         troubled = bool(got.not_determined or got.failed_versions) or any(
             o.connection_failures for o in got.outcomes.values()
@@ -303,7 +352,7 @@ class TlsProbe:
                 alone = True  # even a lone connection failed: slow down all the more
         if alone:
             ctx.degrade_host()
-            got = _Collected()
+            got = _Collected(expect_preface=expect_preface)
             await self._collect(ctx, jobs, info, got, web)
         try:
             cert = await ctx.run_in_thread(
@@ -421,6 +470,11 @@ class TlsProbe:
                 got.groups = await jobs.call_retry(tls_enum.eliminate_groups, info)
             except JobFailed as exc:
                 got.not_determined.append(f"groups: {exc}")
+            if highest is TlsVersionEnum.TLS_1_3:
+                taken, unknown = await ffdhe_groups(ctx, got.expect_preface)
+                got.ffdhe = tuple(taken)
+                if unknown:
+                    got.not_determined.append(f"groups: {', '.join(unknown)} (TLS 1.3)")
 
         async def certificate() -> None:
             if highest is TlsVersionEnum.TLS_1_3 and any(
@@ -544,6 +598,7 @@ def _observation(
     not_determined = [*got.not_determined, *got.failed_versions.values()]
     per_suite = any(r.per_suite for results in got.chains.values() for r in results)
     groups = () if got.groups is None else tuple(tls_enum.group_name(g) for g in got.groups.groups)
+    groups += tuple(g for g in got.ffdhe if g not in groups)
     return TlsObservation(
         protocols=protocols,
         groups=groups,
