@@ -56,6 +56,9 @@ class TargetGroup:
     ports: tuple[int, ...] | None = None
     platform: PlatformHint = PlatformHint.AUTO
     policy: str = "default"
+    # Where the group's endpoints must be measured from in a ``--dask`` scan: only on
+    # workers started with ``--resources site-NAME=1``. Ignored by a local scan.
+    site: str | None = None
 
     @property
     def effective_ports(self) -> tuple[int, ...]:
@@ -78,6 +81,7 @@ class PlannedTarget:
     group: str | None
     platform: PlatformHint
     policy: str
+    site: str | None = None
 
 
 @dataclass
@@ -198,7 +202,10 @@ def _addresses(spec: _Spec) -> Iterator[IPAddress]:
 
 
 # -- the TOML inventory ---------------------------------------------------------------
-_GROUP_KEYS = {"hosts", "exclude", "ports", "platform", "policy"}
+_GROUP_KEYS = {"hosts", "exclude", "ports", "platform", "policy", "site"}
+# A site becomes a Dask resource name, ``site-NAME``, given on a worker's command line
+# as ``--resources site-NAME=1``: keep it to characters that survive that syntax.
+_SITE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _TOP_KEYS = {"groups", "exclude"}
 
 
@@ -276,7 +283,13 @@ def inventory_from_dict(data: dict[str, Any], source: str, text: str = "") -> In
         policy = g.get("policy", "default")
         if not isinstance(policy, str) or not policy:
             raise ConfigError(f"{where}: group {name!r}: 'policy' must be a policy name")
-        groups.append(TargetGroup(name, hosts, exclude, ports, platform, policy))
+        site = g.get("site")
+        if site is not None and (not isinstance(site, str) or not _SITE.match(site)):
+            raise ConfigError(
+                f"{_where(source, text, 'site')}: group {name!r}: 'site' must be a name of "
+                f"letters, digits, '.', '_' or '-' (got {site!r})"
+            )
+        groups.append(TargetGroup(name, hosts, exclude, ports, platform, policy, site))
     top_ex = _str_list(data.get("exclude", []), source, "exclude")
     for h in top_ex:
         parse_target(h, f"{_where_value(source, text, h)}: exclude")
@@ -328,6 +341,7 @@ def plan(inventory: Inventory, max_hosts: int = DEFAULT_MAX_HOSTS) -> list[Plann
                         group.name,
                         group.platform,
                         group.policy,
+                        group.site,
                     )
                 )
                 continue
@@ -348,6 +362,7 @@ def plan(inventory: Inventory, max_hosts: int = DEFAULT_MAX_HOSTS) -> list[Plann
                         group.name,
                         group.platform,
                         group.policy,
+                        group.site,
                     )
                 )
     return planned
