@@ -222,3 +222,18 @@ def test_without_dask_installed_the_flag_says_how_to_get_it() -> None:
     assert out.stderr == (
         "chanscan: error: --dask needs Dask distributed: pip install 'chanscan[dask]'\n"
     )
+
+
+def test_example_inventory_site_reaches_the_plan() -> None:
+    from pathlib import Path
+
+    from chanscan.config import load_inventory
+
+    inv = load_inventory(Path(__file__).resolve().parent.parent / "targets.example.toml")
+    assert {g.name: g.site for g in inv.groups} == {
+        "vcenter": None,
+        "esxi": "dc1",
+        "xenserver": None,
+        "hyperv": None,
+    }
+    assert {t.site for t in plan(inv) if t.group == "esxi"} == {"dc1"}
