@@ -26,7 +26,7 @@ import pytest
 pytest.importorskip("distributed", reason="the dask extra is not installed")
 
 from chanscan.lab import Lab
-from chanscan.lab.certs import self_signed
+from chanscan.lab.certs import LabCA, self_signed
 from chanscan.lab.core import free_port, port_accepts
 from chanscan.lab.ssh_servers import start_asyncssh
 from chanscan.lab.tls_context import context_for, server_context
@@ -96,6 +96,7 @@ def start_worker(
     host = scheduler.split("://")[1].rsplit(":", 1)[0]
     argv = [str(DASK), "worker", scheduler, "--host", host, "--name", name, "--no-dashboard"]
     argv += ["--nworkers", "1", "--nthreads", "1", "--local-directory", str(work)]
+    argv += ["--preload", "chanscan.distributed.worker"]  # as docs/deployment.md says
     argv += [] if nanny else ["--no-nanny"]
     argv += ["--resources", f"site-{site}=1"] if site else []
     argv += tls or []
@@ -284,12 +285,17 @@ def test_a_worker_killed_mid_shard_is_replaced(cluster: Cluster) -> None:
     assert server.count >= 2
 
 
-def test_ctrl_c_cancels_the_shards_and_keeps_what_came_back(cluster: Cluster) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_ctrl_c_cancels_the_shards_and_keeps_what_came_back(
+    cluster: Cluster, sig: signal.Signals
+) -> None:
     server = Watched()
-    cluster.lab.add_stream_server("held", "127.77.5.1", 443, server.handler)
+    # One server per run: the handle of the first stays in the module's lab.
+    last = 1 if sig == signal.SIGINT else 3
+    cluster.lab.add_stream_server("held", f"127.77.5.{last}", 443, server.handler)
     targets = cluster.work / "interrupt.toml"
     targets.write_text(
-        '[groups.slow]\nhosts = ["127.77.5.1"]\nports = [443]\nsite = "a"\n'
+        f'[groups.slow]\nhosts = ["127.77.5.{last}"]\nports = [443]\nsite = "a"\n'
         '[groups.quick]\nhosts = ["127.77.5.2"]\nports = [1, 2]\nsite = "b"\n'
     )
     out = cluster.work / "interrupt.json"
@@ -304,7 +310,7 @@ def test_ctrl_c_cancels_the_shards_and_keeps_what_came_back(cluster: Cluster) ->
         assert server.seen.wait(60), "the slow shard never reached the server"
         time.sleep(3)  # the quick shard (closed ports, the other site) comes back meanwhile
         assert scan.poll() is None
-        scan.send_signal(signal.SIGINT)
+        scan.send_signal(sig)
         _, err = scan.communicate(timeout=60)
     finally:
         if scan.poll() is None:
@@ -325,27 +331,22 @@ def test_ctrl_c_cancels_the_shards_and_keeps_what_came_back(cluster: Cluster) ->
     assert server.open == 0
 
 
-def test_unreachable_scheduler_is_one_line_and_exit_2(cluster: Cluster) -> None:
-    server = Watched()
-    cluster.lab.add_stream_server("untouched", "127.77.7.1", 443, server.handler)
-    nobody = f"tcp://127.77.0.9:{free_port('127.77.0.9')}"
-    proc = run_chanscan("127.77.7.1:443", "--dask", nobody, timeout=60)
-    assert proc.returncode == 2
-    assert proc.stderr.startswith(f"chanscan: error: --dask {nobody}: cannot reach")
-    assert len(proc.stderr.splitlines()) == 1, proc.stderr
-    assert server.count == 0  # nothing was scanned
-    assert proc.stdout == ""
-
-
-def test_local_cluster(cluster: Cluster) -> None:
+def test_local_cluster_and_the_ca_bundle_travel(cluster: Cluster) -> None:
+    """``--dask local:1`` starts its own worker process; the ``--ca-bundle`` file's
+    contents go with the shard, so the private CA is trusted on the worker."""
+    ca = LabCA("chanscan dask test CA")
     cluster.lab.add_stream_server(
-        "local-tls", "127.77.9.1", 443, Watched().handler, ssl=server_context(["127.77.9.1"])
+        "local-tls", "127.77.9.1", 443, Watched().handler, ssl=server_context(["127.77.9.1"], ca)
     )
+    bundle = ca.write_bundle(cluster.work)
     out = cluster.work / "local-cluster.json"
-    proc = run_chanscan("127.77.9.1:443", "127.77.9.2:1", "--json", str(out), "--dask", "local:2")
-    assert proc.returncode == 1, proc.stderr  # a private CA: the certificate is not trusted
+    targets = ["127.77.9.1:443", "127.77.9.2:1", "--ca-bundle", str(bundle)]
+    proc = run_chanscan(*targets, "--json", str(out), "--dask", "local:1")
+    assert proc.returncode == 0, proc.stderr
     rows = endpoints(out)
-    assert rows[("127.77.9.1", 443)]["grade"] is not None
+    tls = rows[("127.77.9.1", 443)]
+    assert tls["tls"]["certificate"]["trusted_custom"] is True
+    assert tls["grade"]["overall"].startswith("A")
     assert rows[("127.77.9.2", 1)]["status"] == "closed"
     for row in rows.values():
         assert row["vantage"]["site"] is None
@@ -373,7 +374,7 @@ def tls_files(tmp_path: Path) -> dict[str, Path]:
 
 
 def test_tls_between_client_scheduler_and_workers(
-    tmp_path: Path, tls_files: dict[str, Path]
+    tmp_path: Path, tls_files: dict[str, Path], lab: Lab
 ) -> None:
     host = "127.77.0.2"
     node = ["--tls-ca-file", str(tls_files["ca"]), "--tls-cert", str(tls_files["node_cert"])]
@@ -394,21 +395,28 @@ def test_tls_between_client_scheduler_and_workers(
         assert (row["status"], row["vantage"]) == ("closed", {"site": None, "worker": "wt"})
 
         # A scheduler whose certificate the client's CA did not sign is refused, as is
-        # clear text to it, and tls:// without certificates is a usage error at once.
+        # clear text to it, and a scheduler nobody runs: each is one line on stderr and
+        # exit 2 before anything is scanned (the watched server sees no connection).
+        server = Watched()
+        lab.add_stream_server("untouched", "127.77.7.1", 443, server.handler)
         stranger = ["--dask-tls-ca", str(tls_files["other_ca"]), *client[2:]]
+        nobody = f"tcp://127.77.0.9:{free_port('127.77.0.9')}"
+        attempts = ((address, stranger), (f"tcp://{host}:{port}", []), (nobody, []))
         refused = [
             subprocess.Popen(
-                chanscan(*target, "--dask", a, *flags),
+                chanscan("127.77.7.1:443", "--dask", a, *flags),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
             )
-            for a, flags in ((address, stranger), (f"tcp://{host}:{port}", []))
+            for a, flags in attempts
         ]
-        for p in refused:
-            _, err = p.communicate(timeout=60)
+        for p, (a, _) in zip(refused, attempts, strict=True):
+            out, err = p.communicate(timeout=60)
             assert p.returncode == 2, err
-            assert err.startswith("chanscan: error: --dask ") and len(err.splitlines()) == 1
+            assert err.startswith(f"chanscan: error: --dask {a}: cannot reach the Dask scheduler")
+            assert len(err.splitlines()) == 1 and out == "", err
+        assert server.count == 0
         bare = run_chanscan(*target, "--dask", address)
         assert bare.returncode == 2
         assert "give --dask-tls-ca, --dask-tls-cert and --dask-tls-key" in bare.stderr

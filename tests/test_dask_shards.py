@@ -78,11 +78,11 @@ def test_cli_refuses_remote_clear_text_before_connecting() -> None:
     assert main(["scan", "192.0.2.5:443", "--dask", "tcp://192.0.2.10:8786"]) == 2
 
 
-def _plan(toml: str) -> list[Shard]:
+def _plan(toml: str, workers: int = 4) -> list[Shard]:
     import tomllib
 
     inv = inventory_from_dict(tomllib.loads(textwrap.dedent(toml)), "t.toml")
-    return make_shards(plan(inv), workers=1)
+    return make_shards(plan(inv), workers)
 
 
 def test_shards_keep_sites_apart_and_never_split_a_host() -> None:
@@ -105,7 +105,7 @@ def test_shards_keep_sites_apart_and_never_split_a_host() -> None:
         """
     )
     assert {s.site for s in shards} == {"a", "b", None}
-    assert hosts_per_shard(16 + 2 + 1, 1) == 5
+    assert hosts_per_shard(16 + 2 + 1, 4) == 5
     homes: dict[tuple[str | None, str], set[int]] = {}
     for s in shards:
         hosts = {t.host.address or t.host.name or "" for t in s.targets}
@@ -125,7 +125,8 @@ def test_shards_keep_sites_apart_and_never_split_a_host() -> None:
 
 def test_shard_size_is_bounded() -> None:
     assert hosts_per_shard(1, 8) == 1
-    assert hosts_per_shard(256, 2) == 32
+    assert hosts_per_shard(16, 2) == 8
+    assert hosts_per_shard(100, 0) == MAX_HOSTS_PER_SHARD
     assert hosts_per_shard(65_536, 2) == MAX_HOSTS_PER_SHARD
 
 

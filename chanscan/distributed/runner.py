@@ -122,6 +122,7 @@ def connect(settings: DaskSettings) -> Iterator[Any]:
                 host="127.0.0.1",
                 dashboard_address=None,
                 silence_logs=logging.CRITICAL,
+                preload=["chanscan.distributed.worker"],
             )
             client = distributed.Client(cluster, set_as_default=False)
         else:

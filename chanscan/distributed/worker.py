@@ -31,6 +31,18 @@ from chanscan.serde import to_jsonable
 POLL_SECONDS = 0.5
 
 
+def dask_setup(worker: Any) -> None:
+    """``dask worker --preload chanscan.distributed.worker`` calls this at start-up:
+    import the probes (sslyze, nassl, asyncssh) then, not on the first shard, so the
+    first scan sent to a fresh worker does not pay for them."""
+    import chanscan.fingerprint  # noqa: F401
+    from chanscan.probes import LazyProbe, default_probes
+
+    for probe in default_probes().values():
+        if isinstance(probe, LazyProbe):
+            probe.get()  # imports the probe's module; the instance is thrown away
+
+
 def run_shard(task: ShardTask) -> dict[str, Any]:
     """Scan one shard on this worker; results as plain data (see ``shards.decode_results``)."""
     from distributed import Event, get_worker
