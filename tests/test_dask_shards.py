@@ -23,6 +23,7 @@ from chanscan.distributed.shards import (
     unscanned_rows,
 )
 from chanscan.errors import ConfigError, ReportFormatError, UsageError
+from chanscan.lab import Lab
 from chanscan.model import Channel, EndpointResult, Status, Vantage
 from chanscan.serde import to_jsonable
 
@@ -238,3 +239,37 @@ def test_example_inventory_site_reaches_the_plan() -> None:
         "hyperv": None,
     }
     assert {t.site for t in plan(inv) if t.group == "esxi"} == {"dc1"}
+
+
+def test_a_shard_scan_stops_when_the_client_cancels(lab: Lab) -> None:
+    """The worker side without Dask: a shard stuck on a tarpit (deadline 60 s) ends
+    within a poll or two of ``cancelled()`` turning true, keeping what it measured."""
+    import time
+
+    from chanscan.config import inventory_from_args
+    from chanscan.distributed.shards import ShardTask
+    from chanscan.distributed.worker import scan_until_cancelled
+    from chanscan.model import PlatformHint
+    from chanscan.probes.base import ScanOptions
+    from chanscan.scheduler import ResultCollector
+
+    lab.tarpit("127.77.10.1", 443)
+    planned = plan(
+        inventory_from_args(
+            ["127.77.10.1:443", "127.77.10.2:1"], None, PlatformHint.AUTO, "default"
+        )
+    )
+    options = ScanOptions(endpoint_deadline=60)
+    collector = ResultCollector()
+    t0 = time.monotonic()
+    asked: list[float] = []
+
+    def cancelled() -> bool:
+        asked.append(time.monotonic() - t0)
+        return asked[-1] > 1.0
+
+    task = ShardTask(tuple(planned), options, None, "unused")
+    assert scan_until_cancelled(task, options, collector, cancelled, poll=0.1) is True
+    assert time.monotonic() - t0 < 10
+    assert [(r.address, r.status) for r in collector.results] == [("127.77.10.2", Status.CLOSED)]
+    assert len(asked) >= 2

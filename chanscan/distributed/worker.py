@@ -45,11 +45,12 @@ def dask_setup(worker: Any) -> None:
 
 def run_shard(task: ShardTask) -> dict[str, Any]:
     """Scan one shard on this worker; results as plain data (see ``shards.decode_results``)."""
-    from distributed import Event, get_worker
+    from distributed import Event, get_client, get_worker
 
     worker = get_worker()
     name = worker.name if isinstance(worker.name, str) and worker.name else worker.address
-    event = Event(task.cancel_event)
+    # Bound here, on the task's thread: the watcher thread asks through this client.
+    event = Event(task.cancel_event, client=get_client())
 
     def cancelled() -> bool:
         try:
