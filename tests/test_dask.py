@@ -285,6 +285,46 @@ def test_a_worker_killed_mid_shard_is_replaced(cluster: Cluster) -> None:
     assert server.count >= 2
 
 
+def test_a_site_whose_last_worker_dies_is_rows_that_say_so(cluster: Cluster) -> None:
+    """No worker of the site comes back: after the grace period the shard's endpoints
+    are error rows, not a scan that waits for ever."""
+    server = Watched()
+    cluster.lab.add_stream_server("orphaned", "127.77.4.2", 443, server.handler)
+    only = start_worker(cluster.work, cluster.address, "wm1", "m", nanny=False)
+    targets = cluster.work / "orphan.toml"
+    targets.write_text(
+        '[groups.m]\nhosts = ["127.77.4.2"]\nports = [443]\nsite = "m"\n'
+        '[groups.b]\nhosts = ["127.77.4.3"]\nports = [1]\nsite = "b"\n'
+    )
+    out = cluster.work / "orphan.json"
+    scan = subprocess.Popen(
+        chanscan("--targets", str(targets), "--json", str(out), "--dask", cluster.address),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.seen.wait(60), "the shard never reached the server"
+        os.kill(only.popen.pid, signal.SIGKILL)
+        t0 = time.monotonic()
+        _, err = scan.communicate(timeout=90)
+        waited = time.monotonic() - t0
+    finally:
+        if scan.poll() is None:
+            scan.kill()
+            scan.wait(10)
+        only.stop()
+    assert scan.returncode == 3, err
+    assert "Traceback" not in err
+    rows = endpoints(out)
+    orphan = rows[("127.77.4.2", 443)]
+    assert (orphan["status"], orphan["error"]) == ("error", "no worker for site m")
+    assert orphan["vantage"] == {"site": "m", "worker": None}
+    assert rows[("127.77.4.3", 1)]["vantage"] == {"site": "b", "worker": "wb"}
+    assert 10 <= waited < 60  # the grace period (10 s), not the endpoint deadline
+    assert json.loads(out.read_text())["complete"] is True
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_ctrl_c_cancels_the_shards_and_keeps_what_came_back(
     cluster: Cluster, sig: signal.Signals
