@@ -1,3 +1,5 @@
 from chanscan.cli import main
 
-raise SystemExit(main())
+# Guarded: ``--dask local`` starts worker processes that import this module again.
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -107,6 +107,24 @@ def _add_output_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_dask_args(p: argparse.ArgumentParser) -> None:
+    dask = p.add_argument_group("distributed (pip install 'chanscan[dask]'; docs/deployment.md)")
+    dask.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="send the scan to Dask: tcp://HOST:8786, tls://HOST:8786, local or local:N "
+        "(a local cluster of N processes, default one per core)",
+    )
+    dask.add_argument(
+        "--dask-insecure",
+        action="store_true",
+        help="allow a tcp:// scheduler that is not on loopback (results travel in clear)",
+    )
+    dask.add_argument("--dask-tls-ca", type=Path, metavar="FILE", help="CA of the Dask cluster")
+    dask.add_argument("--dask-tls-cert", type=Path, metavar="FILE", help="client certificate")
+    dask.add_argument("--dask-tls-key", type=Path, metavar="FILE", help="client private key")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="chanscan",
@@ -159,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument(
         "--concurrency", type=_positive_int, default=64, help="connections in all (default 64)"
     )
+    _add_dask_args(scan)
     _add_output_args(scan)
 
     report = sub.add_parser("report", help="render a saved JSON scan")

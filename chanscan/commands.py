@@ -191,6 +191,25 @@ def run_scan(
         return collector.report(complete=False, command=argv)
 
 
+def run_dask(
+    planned: Sequence[PlannedTarget],
+    options: ScanOptions,
+    argv: Sequence[str],
+    args: argparse.Namespace,
+) -> ScanReport:
+    """The same measurements on Dask workers (imported only here: the plain install
+    has no Dask). Everything after the measurement stays in this process."""
+    from chanscan.distributed.shards import parse_dask_target
+
+    target = parse_dask_target(args.dask)
+    from chanscan.distributed.runner import DaskSettings, run_dask_scan
+
+    settings = DaskSettings(
+        target, args.dask_insecure, args.dask_tls_ca, args.dask_tls_cert, args.dask_tls_key
+    )
+    return run_dask_scan(planned, options, argv, settings)
+
+
 def cmd_scan(args: argparse.Namespace, argv: Sequence[str]) -> int:
     inventory = build_inventory(args)
     planned = plan(inventory, args.max_hosts)
@@ -201,7 +220,10 @@ def cmd_scan(args: argparse.Namespace, argv: Sequence[str]) -> int:
     _outputs(args)  # two outputs claiming stdout is a usage error before, not after, a scan
     from chanscan.assess import assess
 
-    measured = run_scan(planned, options, argv)
+    if args.dask is not None:
+        measured = run_dask(planned, options, argv, args)
+    else:
+        measured = run_scan(planned, options, argv)
     try:
         # assess folds the host platforms (once); the pin store needs none of them.
         report = assess(measured, assess_options(args, measured))

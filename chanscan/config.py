@@ -57,6 +57,9 @@ class TargetGroup:
     platform: PlatformHint = PlatformHint.AUTO
     policy: str = "default"
     policy_at: str = ""  # "file:line" of the group's policy, for messages
+    # Where the group's endpoints must be measured from in a ``--dask`` scan: only on
+    # workers started with ``--resources site-NAME=1``. Ignored by a local scan.
+    site: str | None = None
 
     @property
     def effective_ports(self) -> tuple[int, ...]:
@@ -79,6 +82,7 @@ class PlannedTarget:
     group: str | None
     platform: PlatformHint
     policy: str
+    site: str | None = None
     # Excluded networks that apply to this target (top level and its group), as CIDR
     # text: a name is checked against them again once it resolves, so an exclude wins
     # over a name that resolves into it ("--exclude always wins").
@@ -224,7 +228,10 @@ def _addresses(spec: _Spec) -> Iterator[IPAddress]:
 
 
 # -- the TOML inventory ---------------------------------------------------------------
-_GROUP_KEYS = {"hosts", "exclude", "ports", "platform", "policy"}
+_GROUP_KEYS = {"hosts", "exclude", "ports", "platform", "policy", "site"}
+# A site becomes a Dask resource name, ``site-NAME``, given on a worker's command line
+# as ``--resources site-NAME=1``: keep it to characters that survive that syntax.
+_SITE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _TOP_KEYS = {"groups", "exclude"}
 
 
@@ -319,7 +326,13 @@ def inventory_from_dict(data: dict[str, Any], source: str, text: str = "") -> In
         policy_at = f"{source}:{line}" if line else where
         if not isinstance(policy, str) or not policy:
             raise ConfigError(f"{policy_at}: group {name!r}: 'policy' must be a policy name")
-        groups.append(TargetGroup(name, hosts, exclude, ports, platform, policy, policy_at))
+        site = g.get("site")
+        if site is not None and (not isinstance(site, str) or not _SITE.match(site)):
+            raise ConfigError(
+                f"{_where(source, text, 'site')}: group {name!r}: 'site' must be a name of "
+                f"letters, digits, '.', '_' or '-' (got {site!r})"
+            )
+        groups.append(TargetGroup(name, hosts, exclude, ports, platform, policy, policy_at, site))
     top_ex = _str_list(data.get("exclude", []), source, "exclude")
     for h in top_ex:
         parse_target(h, f"{_where_value(source, text, h)}: exclude")
@@ -388,6 +401,7 @@ def plan(inventory: Inventory, max_hosts: int = DEFAULT_MAX_HOSTS) -> list[Plann
                         group.name,
                         group.platform,
                         group.policy,
+                        group.site,
                         ex_text,
                     )
                 )
@@ -410,6 +424,7 @@ def plan(inventory: Inventory, max_hosts: int = DEFAULT_MAX_HOSTS) -> list[Plann
                         group.name,
                         group.platform,
                         group.policy,
+                        group.site,
                         ex_text,
                     )
                 )

@@ -135,6 +135,14 @@ class PlatformInfo:
 
 
 @dataclass(frozen=True)
+class Vantage:
+    """Where an endpoint was measured from, in a scan sent to Dask workers."""
+
+    site: str | None  # the targets group's ``site``; None for groups without one
+    worker: str | None  # the Dask worker's name or address; None when no worker ran it
+
+
+@dataclass(frozen=True)
 class EndpointResult:
     host: str
     address: str
@@ -148,6 +156,7 @@ class EndpointResult:
     banner: str | None = None  # first line the server sent unprompted, if any
     connections: int = 0  # TCP connections chanscan opened to this endpoint
     elapsed_ms: int = 0
+    vantage: Vantage | None = None  # None for a scan run by this process alone
     tls: TlsObservation | None = None
     ssh: SshObservation | None = None
     rdp: RdpObservation | None = None
