@@ -14,6 +14,11 @@ from chanscan.obs.http import HttpObservation
 AUTHD_MARKER = b"VMware Authentication Daemon"
 RDP_PORTS = frozenset({3389, 2179})
 HTTP_PORTS = frozenset({80, 5985, 8080})
+SSH_PORTS = frozenset({22, 2222})
+# The SSH probe's caps on lines before the identification (see probes/ssh_wire.py).
+_PRE_BANNER_LINES = 1024
+_PRE_BANNER_BYTES = 64 * 1024
+_TLS_HEADER = 5
 
 # Cipher suites offered by the sniff hello: TLS 1.3, then modern and legacy 1.2 and
 # below, so that a TLS 1.0-only appliance answers with a ServerHello (or an alert)
@@ -88,9 +93,46 @@ class Sniff:
     detail: str = ""
 
 
+def reply_needs(data: bytes) -> int:
+    """How many more bytes the first TLS record header of ``data`` needs (RFC 8446
+    5.1: type, version, length); 0 when complete or when ``data`` is not TLS. A lone
+    0x16 is the start of a handshake record, not an unknown protocol."""
+    if not data or data[0] not in (0x15, 0x16) or len(data) >= _TLS_HEADER:
+        return 0
+    if len(data) >= 2 and data[1] != 0x03:
+        return 0  # not a TLS 1.x record layer (SSL 2.0 style or something else)
+    return _TLS_HEADER - len(data)
+
+
+def _text_lines(data: bytes) -> list[bytes] | None:
+    lines = data.split(b"\n")
+    if lines[-1]:
+        lines = lines[:-1]  # an unfinished line says nothing yet
+    else:
+        lines.pop()
+    for line in lines:
+        text = line.rstrip(b"\r")
+        if any(b < 0x20 and b != 0x09 for b in text) or b"\x7f" in text:
+            return None
+    return lines
+
+
+def ssh_line_follows(data: bytes, capped: bool = False) -> bool:
+    """``data`` is text lines with no SSH identification yet, as a server may send
+    before one (RFC 4253 4.2). ``capped``: and they already exceed the SSH probe's
+    caps (so the probe, not discovery, reports it)."""
+    lines = _text_lines(data)
+    if lines is None or not lines or any(line.startswith(b"SSH-") for line in lines):
+        return False
+    over = len(lines) > _PRE_BANNER_LINES or len(data) > _PRE_BANNER_BYTES
+    return over if capped else not over
+
+
 def classify_banner(data: bytes) -> Sniff:
     """Classify what a server sent before we said anything."""
-    if data.startswith(b"SSH-"):
+    if data.startswith(b"SSH-") or (
+        b"\nSSH-" in data and _text_lines(data.split(b"\nSSH-", 1)[0] + b"\n") is not None
+    ):
         return Sniff(Channel.SSH)
     if data.startswith(b"220") and AUTHD_MARKER in data:
         return Sniff(Channel.AUTHD)

@@ -277,6 +277,24 @@ def _base_result(
     )
 
 
+#: The longest text a server can put into a report field (errors, evidence): a 1 MiB
+#: identification line must not become a 1 MiB report.
+MAX_TEXT = 512
+
+
+def cap_text(text: str, limit: int = MAX_TEXT) -> str:
+    return text if len(text) <= limit else f"{text[: limit - 30]}... ({len(text)} chars in all)"
+
+
+def _capped(result: EndpointResult) -> EndpointResult:
+    if result.error is not None and len(result.error) > MAX_TEXT:
+        result = replace(result, error=cap_text(result.error))
+    p = result.platform
+    if p is not None and any(len(e) > MAX_TEXT for e in p.evidence):
+        result = replace(result, platform=replace(p, evidence=tuple(map(cap_text, p.evidence))))
+    return result
+
+
 def _banner_text(banner: bytes) -> str | None:
     if not banner:
         return None
@@ -360,7 +378,7 @@ async def scan_endpoint(sched: Scheduler, ep: Endpoint) -> EndpointResult:
             error=f"no complete answer within the {sched.options.endpoint_deadline:g}s deadline",
         )
     elapsed = int((time.monotonic() - t0) * 1000)
-    return replace(result, connections=ctx.connections, elapsed_ms=elapsed)
+    return _capped(replace(result, connections=ctx.connections, elapsed_ms=elapsed))
 
 
 # -- resolution ------------------------------------------------------------------------
@@ -512,8 +530,8 @@ async def probe_once(
             )
     finally:
         sched.close()
-    return replace(
-        result, connections=ctx.connections, elapsed_ms=int((time.monotonic() - t0) * 1000)
+    return _capped(
+        replace(result, connections=ctx.connections, elapsed_ms=int((time.monotonic() - t0) * 1000))
     )
 
 

@@ -109,8 +109,11 @@ def start_sshd(
     *,
     legacy: bool = False,
     name: str | None = None,
+    version_addendum: bytes | None = None,
 ) -> SshdInfo:
-    """A real OpenSSH sshd with its own config and fresh host keys in a temp dir."""
+    """A real OpenSSH sshd with its own config and fresh host keys in a temp dir.
+    ``version_addendum`` is appended to its identification line as given, bytes that
+    are not ASCII included (sshd sends ``VersionAddendum`` verbatim)."""
     require_loopback(address)
     if not sshd_available():
         raise LabError(f"{SSHD} or {SSH_KEYGEN} not installed")
@@ -126,7 +129,10 @@ def start_sshd(
         _keygen(path, kind, bits)
         keys.append(path)
     cfg = tmp / "sshd_config"
-    cfg.write_text(_config_text(address, port, keys, LEGACY_SSHD if legacy else MODERN_SSHD))
+    text = _config_text(address, port, keys, LEGACY_SSHD if legacy else MODERN_SSHD).encode()
+    if version_addendum is not None:
+        text += b"VersionAddendum " + version_addendum + b"\n"
+    cfg.write_bytes(text)
     check = subprocess.run([SSHD, "-t", "-f", str(cfg)], capture_output=True, text=True, timeout=30)
     if check.returncode != 0:
         raise LabError(f"sshd rejected its config: {check.stderr.strip()[:500]}")

@@ -35,6 +35,7 @@ from chanscan.probes.ssh_wire import (
     NeedMore,
     SshHello,
     WireError,
+    escape,
     key_bits,
     parse_hello,
 )
@@ -123,7 +124,7 @@ async def read_hello(ctx: ProbeContext) -> SshHello:
                 if isinstance(res, SshHello):
                     return res
                 if isinstance(res, WireError):
-                    raise ProtocolError(f"not an SSH-2 server ({res.code}): {res.detail}")
+                    raise ProtocolError(wire_error_text(res))
                 assert isinstance(res, NeedMore)
                 if len(buf) > MAX_HELLO_BYTES:
                     raise ProtocolError("no KEXINIT within the size limit")
@@ -139,12 +140,21 @@ async def read_hello(ctx: ProbeContext) -> SshHello:
         raise ProtocolError(_closed_early(bytes(buf)))
 
 
+def wire_error_text(err: WireError) -> str:
+    """Name the cause in the server's own protocol: once a server has sent a valid
+    SSH identification, a broken packet is its SSH protocol error, not a sign of
+    another protocol."""
+    if err.after_id or err.code in ("id_too_long", "pre_banner_too_long"):
+        return f"SSH protocol error ({err.code}): {err.detail}"
+    return f"not an SSH-2 server ({err.code}): {err.detail}"
+
+
 def _closed_early(buf: bytes) -> str:
     if not buf:
         return "connection closed before the server's greeting"
     if buf.startswith(b"SSH-") or b"\nSSH-" in buf:
         return "connection closed before the server's KEXINIT"
-    first = buf.split(b"\n", 1)[0].rstrip(b"\r")[:80].decode("utf-8", errors="replace")
+    first = escape(buf.split(b"\n", 1)[0].rstrip(b"\r")[:80])
     return f"not an SSH-2 server: it sent {first!r}"
 
 
