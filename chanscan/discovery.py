@@ -45,6 +45,7 @@ class Discovery:
     banner: bytes = b""
     http: HttpObservation | None = None
     detail: str | None = None
+    reply: bytes = b""  # the answer to our sniff request (TLS: the server's first flight)
 
 
 async def _read_some(
@@ -196,4 +197,4 @@ async def discover(ctx: ProbeContext) -> Discovery:
         if auth.channel is not None:
             return Discovery(Status.OK, auth.channel, reply)
         return Discovery(Status.OK, Channel.UNKNOWN, reply, detail=sniff.detail)
-    return Discovery(Status.OK, sniff.channel, detail=sniff.detail or None)
+    return Discovery(Status.OK, sniff.channel, detail=sniff.detail or None, reply=reply)

@@ -177,3 +177,85 @@ def parse_http_head(data: bytes) -> HttpObservation | None:
         and location is not None
         and location.lower().startswith("https://"),
     )
+
+
+# -- what the server's first flight shows (before any encryption) ---------------------
+
+_VERSION_NAMES = {
+    0x0300: "SSL 3.0",
+    0x0301: "TLS 1.0",
+    0x0302: "TLS 1.1",
+    0x0303: "TLS 1.2",
+    0x0304: "TLS 1.3",
+}
+
+
+@dataclass(frozen=True)
+class ServerFlight:
+    """The plaintext part of a server's answer to a ClientHello (RFC 8446 4.1.3,
+    RFC 5246 7.4.1.3 / 7.4.2): the version and suite it chose and, up to TLS 1.2, the
+    size of its Certificate message (announced in its header)."""
+
+    version: str | None = None
+    cipher_suite: int | None = None
+    certificate_bytes: int | None = None
+
+    def describe(self) -> str:
+        parts = []
+        if self.version is not None:
+            parts.append(self.version)
+        if self.cipher_suite is not None:
+            parts.append(f"cipher suite 0x{self.cipher_suite:04X}")
+        if self.certificate_bytes is not None:
+            parts.append(f"a Certificate message of {self.certificate_bytes} bytes")
+        return ", ".join(parts)
+
+
+def _handshake_bytes(data: bytes) -> bytes:
+    """The handshake-record payloads at the start of ``data``, concatenated (a
+    message may span records); stops at the first other record or a cut one."""
+    out = bytearray()
+    pos = 0
+    while pos + _TLS_HEADER <= len(data) and data[pos] == 0x16:  # bounded by len(data)
+        length = int.from_bytes(data[pos + 3 : pos + 5], "big")
+        out += data[pos + _TLS_HEADER : pos + _TLS_HEADER + length]
+        pos += _TLS_HEADER + length
+    return bytes(out)
+
+
+def _server_hello(body: bytes) -> tuple[str | None, int | None]:
+    if len(body) < 2 + 32 + 1:
+        return None, None
+    legacy = int.from_bytes(body[:2], "big")
+    pos = 2 + 32
+    pos += 1 + body[pos]  # session id
+    if pos + 3 > len(body):
+        return _VERSION_NAMES.get(legacy), None
+    suite = int.from_bytes(body[pos : pos + 2], "big")
+    pos += 3  # suite, compression method
+    version = legacy
+    if pos + 2 <= len(body):
+        end = min(len(body), pos + 2 + int.from_bytes(body[pos : pos + 2], "big"))
+        pos += 2
+        while pos + 4 <= end:  # bounded by the extensions' length
+            ext = int.from_bytes(body[pos : pos + 2], "big")
+            size = int.from_bytes(body[pos + 2 : pos + 4], "big")
+            if ext == 0x002B and size == 2:  # supported_versions (RFC 8446 4.2.1)
+                version = int.from_bytes(body[pos + 4 : pos + 6], "big")
+            pos += 4 + size
+    return _VERSION_NAMES.get(version, f"0x{version:04X}"), suite
+
+
+def parse_server_flight(data: bytes) -> ServerFlight | None:
+    """What the first bytes a TLS server sent show; None when they hold no
+    ServerHello. Never raises; trusts no length beyond the bytes given."""
+    hs = _handshake_bytes(data)
+    if len(hs) < 4 or hs[0] != 0x02:
+        return None
+    length = int.from_bytes(hs[1:4], "big")
+    version, suite = _server_hello(hs[4 : 4 + length])
+    cert: int | None = None
+    rest = hs[4 + length :]
+    if len(rest) >= 4 and rest[0] == 0x0B:  # Certificate, plaintext up to TLS 1.2
+        cert = int.from_bytes(rest[1:4], "big")
+    return ServerFlight(version, suite, cert)

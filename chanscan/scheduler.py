@@ -138,7 +138,12 @@ class EndpointContext:
         self._sched = sched
         self._endpoint = endpoint
         self.banner = banner
+        self.first_reply = b""
+        self.partial: Observation | None = None
         self.connections = 0
+
+    def note_partial(self, observation: Observation) -> None:
+        self.partial = observation
 
     @property
     def endpoint(self) -> Endpoint:
@@ -352,6 +357,15 @@ async def _probe_and_fingerprint(
     return replace(result, platform=platform) if platform is not None else result
 
 
+def _timed_out(result: EndpointResult, ctx: EndpointContext, deadline: float) -> EndpointResult:
+    error = f"no complete answer within the {deadline:g}s deadline"
+    if ctx.partial is not None and not (result.tls or result.ssh or result.rdp):
+        # What the probe measured before the deadline stays on the row.
+        result = _with_observation(result, ctx.partial)
+        error += "; the row holds what was measured before it (partial)"
+    return replace(result, status=Status.TIMEOUT, error=error)
+
+
 async def scan_endpoint(sched: Scheduler, ep: Endpoint) -> EndpointResult:
     """Discovery + probe + fingerprint of one endpoint, inside its deadline."""
     ctx = EndpointContext(sched, ep)
@@ -369,14 +383,11 @@ async def scan_endpoint(sched: Scheduler, ep: Endpoint) -> EndpointResult:
         if disc.status == Status.OK and disc.channel is Channel.UNKNOWN and disc.detail:
             result = replace(result, error=disc.detail)
         ctx.banner = disc.banner
+        ctx.first_reply = disc.reply
         if disc.status == Status.OK:
             result = await _probe_and_fingerprint(sched, ctx, result)
     if scope.cancelled_caught:
-        result = replace(
-            result,
-            status=Status.TIMEOUT,
-            error=f"no complete answer within the {sched.options.endpoint_deadline:g}s deadline",
-        )
+        result = _timed_out(result, ctx, sched.options.endpoint_deadline)
     elapsed = int((time.monotonic() - t0) * 1000)
     return _capped(replace(result, connections=ctx.connections, elapsed_ms=elapsed))
 
@@ -523,11 +534,7 @@ async def probe_once(
         with trio.move_on_after(options.endpoint_deadline) as scope:
             result = await _run_probe(ctx, probe, result)
         if scope.cancelled_caught:
-            result = replace(
-                result,
-                status=Status.TIMEOUT,
-                error=f"no complete answer within the {options.endpoint_deadline:g}s deadline",
-            )
+            result = _timed_out(result, ctx, options.endpoint_deadline)
     finally:
         sched.close()
     return _capped(

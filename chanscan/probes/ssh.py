@@ -108,6 +108,16 @@ class SshProbe:
         )
         if hello.kexinit is None:
             return replace(base, not_determined=("kexinit", "host_keys", "auth_methods"))
+        if not ident.ascii:
+            # asyncssh decodes the identification as ASCII and drops the connection
+            # otherwise; the exchange hash covers the line, so it cannot be rewritten
+            # on the way either. KEXINIT above is all we can see.
+            why = "asyncssh cannot read an identification that is not US-ASCII"
+            return replace(
+                base,
+                not_determined=("host_keys", "auth_methods"),
+                errors=(f"host_keys: {why}", f"auth_methods: {why}"),
+            )
         return await _client_checks(ctx, base, hello.kexinit)
 
 
