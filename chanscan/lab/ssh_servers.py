@@ -152,6 +152,15 @@ LEGACY_ASYNCSSH: dict[str, list[str]] = {
 }
 
 
+# A 2012-firmware BMC: nothing but the oldest algorithm of each kind (RFC 4253 6-8).
+BMC_ASYNCSSH: dict[str, list[str]] = {
+    "kex_algs": ["diffie-hellman-group1-sha1"],
+    "encryption_algs": ["3des-cbc"],
+    "mac_algs": ["hmac-md5"],
+    "compression_algs": ["none"],
+}
+
+
 class _AnyAuthServer(asyncssh.SSHServer):
     """Offers password and keyboard-interactive and never accepts anything."""
 
@@ -218,6 +227,20 @@ def start_legacy_asyncssh(lab: Lab, address: str, port: int = 22) -> Handle:
         algs=LEGACY_ASYNCSSH,
         password=True,
         kbdint=True,
+    )
+
+
+def start_bmc_asyncssh(lab: Lab, address: str, port: int = 22) -> Handle:
+    """An ancient BMC's SSH: diffie-hellman-group1-sha1, ssh-dss, 3des-cbc, hmac-md5
+    only, password authentication."""
+    return start_asyncssh(
+        lab,
+        address,
+        port,
+        name="asyncssh-bmc",
+        key_types=("ssh-dss",),
+        algs=BMC_ASYNCSSH,
+        password=True,
     )
 
 

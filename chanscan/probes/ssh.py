@@ -22,6 +22,7 @@ from asyncssh.compression import get_compression_algs
 from asyncssh.encryption import get_encryption_algs
 from asyncssh.kex import get_kex_algs
 from asyncssh.mac import get_mac_algs
+from asyncssh.public_key import get_certificate_algs, get_public_key_algs
 
 from chanscan.errors import ConnectError, ProtocolError
 from chanscan.model import Channel
@@ -54,11 +55,23 @@ def _names(algs: list[bytes]) -> list[str]:
     return [a.decode("ascii") for a in algs]
 
 
-def _client_algs() -> dict[str, list[str]]:
+def _kex_algs() -> list[str]:
     # Everything asyncssh implements except GSS-API kex (needs Kerberos, no host key):
-    # the point is to reach servers that only speak legacy algorithms.
+    # the point is to reach servers that only speak legacy algorithms (a BMC with
+    # diffie-hellman-group1-sha1 alone).
+    return _names([a for a in get_kex_algs() if not a.startswith(b"gss-")])
+
+
+def _host_key_algs(offered: tuple[str, ...]) -> list[str]:
+    """The server's host key algorithms that asyncssh implements (ssh-dss included,
+    which asyncssh's defaults leave out)."""
+    known = set(_names([*get_public_key_algs(), *get_certificate_algs()]))
+    return [a for a in offered if a in known]
+
+
+def _client_algs() -> dict[str, list[str]]:
     return {
-        "kex_algs": _names([a for a in get_kex_algs() if not a.startswith(b"gss-")]),
+        "kex_algs": _kex_algs(),
         "encryption_algs": _names(get_encryption_algs()),
         "mac_algs": _names(get_mac_algs()),
         "compression_algs": _names(get_compression_algs()),
@@ -173,7 +186,7 @@ async def _client_checks(ctx: ProbeContext, base: SshObservation, kex: KexInit) 
     thunks: list[Callable[[], Awaitable[HostKey | str | tuple[str, ...]]]] = [
         partial(_host_key, ctx, alg) for alg in requests
     ]
-    thunks.append(partial(_auth_methods, ctx))
+    thunks.append(partial(_auth_methods, ctx, _host_key_algs(kex.host_key)))
     results = await ctx.gather(thunks)
     keys: list[HostKey] = []
     missing: list[str] = []
@@ -221,8 +234,16 @@ async def _host_key(ctx: ProbeContext, alg: str) -> HostKey | str:
 
     async def fetch() -> asyncssh.SSHKey | None:
         opts = await _options(ctx)
+        # get_server_host_key and get_server_auth_methods rebuild the options with
+        # their own kex_algs / server_host_key_algs arguments, whose default () means
+        # asyncssh's modern defaults: pass them, or a legacy-only server never matches.
         return await asyncssh.get_server_host_key(
-            ep.address, ep.port, server_host_key_algs=[alg], config=None, options=opts
+            ep.address,
+            ep.port,
+            kex_algs=_kex_algs(),
+            server_host_key_algs=[alg],
+            config=None,
+            options=opts,
         )
 
     try:
@@ -246,13 +267,19 @@ async def _host_key(ctx: ProbeContext, alg: str) -> HostKey | str:
     )
 
 
-async def _auth_methods(ctx: ProbeContext) -> tuple[str, ...] | str:
+async def _auth_methods(ctx: ProbeContext, host_key_algs: list[str]) -> tuple[str, ...] | str:
     ep = ctx.endpoint
 
     async def fetch() -> list[str]:
         opts = await _options(ctx)
         methods = await asyncssh.get_server_auth_methods(
-            ep.address, ep.port, ctx.options.ssh_user, config=None, options=opts
+            ep.address,
+            ep.port,
+            ctx.options.ssh_user,
+            kex_algs=_kex_algs(),
+            server_host_key_algs=host_key_algs or (),
+            config=None,
+            options=opts,
         )
         return list(methods)
 
