@@ -291,12 +291,28 @@ def cap_text(text: str, limit: int = MAX_TEXT) -> str:
     return text if len(text) <= limit else f"{text[: limit - 30]}... ({len(text)} chars in all)"
 
 
+def _cap_all(texts: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(map(cap_text, texts))
+
+
+def _too_long(texts: tuple[str, ...]) -> bool:
+    return any(len(t) > MAX_TEXT for t in texts)
+
+
 def _capped(result: EndpointResult) -> EndpointResult:
+    """Every free text a server can fill, capped at :data:`MAX_TEXT` per entry."""
     if result.error is not None and len(result.error) > MAX_TEXT:
         result = replace(result, error=cap_text(result.error))
     p = result.platform
-    if p is not None and any(len(e) > MAX_TEXT for e in p.evidence):
-        result = replace(result, platform=replace(p, evidence=tuple(map(cap_text, p.evidence))))
+    if p is not None and _too_long(p.evidence):
+        result = replace(result, platform=replace(p, evidence=_cap_all(p.evidence)))
+    ssh = result.ssh
+    if ssh is not None and (_too_long(ssh.errors) or _too_long(ssh.pre_banner)):
+        ssh = replace(ssh, errors=_cap_all(ssh.errors), pre_banner=_cap_all(ssh.pre_banner))
+        result = replace(result, ssh=ssh)
+    tls = result.tls
+    if tls is not None and _too_long(tls.not_determined):
+        result = replace(result, tls=replace(tls, not_determined=_cap_all(tls.not_determined)))
     return result
 
 

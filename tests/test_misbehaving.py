@@ -12,12 +12,14 @@ import trio
 
 from chanscan.fingerprint import Fingerprinter
 from chanscan.lab import Lab
-from chanscan.lab.misbehaving import CLASSES, start_all
-from chanscan.lab.ssh_servers import sshd_available
+from chanscan.lab.misbehaving import CLASSES, ssh_raw_server, start_all
+from chanscan.lab.ssh_servers import TERRAPIN_CHACHA, sshd_available
 from chanscan.model import Channel, Endpoint, EndpointResult, Status
 from chanscan.probes import default_probes
 from chanscan.probes.base import ScanOptions
-from chanscan.scheduler import MAX_TEXT, ResultCollector, scan_endpoints
+from chanscan.probes.ssh import SshProbe
+from chanscan.probes.ssh_wire import encode_kexinit, encode_packet
+from chanscan.scheduler import MAX_TEXT, ResultCollector, probe_once, scan_endpoints
 
 NET = "127.112.1"  # this module's loopback block
 DEADLINE = 8.0
@@ -168,3 +170,20 @@ def test_ssh_errors_speak_ssh(rows: tuple[dict[str, EndpointResult], float]) -> 
     # a 1 MiB line never reaches the report whole
     texts = [long.error, long.banner or "", *(long.platform.evidence if long.platform else ())]
     assert max(map(len, texts)) <= MAX_TEXT
+
+
+async def test_long_lines_before_the_identification_are_capped(lab: Lab) -> None:
+    addr = f"{NET}.40"
+    notice = b"N" * 6000 + b"\r\n"
+    ssh_raw_server(
+        lab,
+        addr,
+        22,
+        notice + b"SSH-2.0-Lab_1.0\r\n" + encode_packet(encode_kexinit(TERRAPIN_CHACHA)),
+    )
+    opts = ScanOptions(network_timeout=1.0, endpoint_deadline=5.0)
+    r = await probe_once(Endpoint(addr, addr, 22), SshProbe(), opts)
+    assert r.status is Status.OK, r.error
+    assert r.ssh is not None and r.ssh.kexinit == TERRAPIN_CHACHA
+    [line] = r.ssh.pre_banner
+    assert len(line) <= MAX_TEXT and line.startswith("NNNN") and "(6000 chars in all)" in line
