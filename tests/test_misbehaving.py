@@ -148,12 +148,18 @@ def test_busy_worker_row_keeps_what_was_measured(
     rows: tuple[dict[str, EndpointResult], float],
 ) -> None:
     r = _row(rows, "7 one worker, busy 60 s")
-    assert (r.status, r.channel) == (Status.TIMEOUT, Channel.TLS)
-    assert r.error == (
-        f"no complete answer within the {DEADLINE:g}s deadline; "
-        "the row holds what was measured before it (partial)"
-    )
+    # Either the deadline ended the probe (its noted partial observation stays on the
+    # row) or the probe gave up on the retries first and returned the partial itself:
+    # both keep what the first handshake showed, neither is a bare timeout.
+    assert r.channel is Channel.TLS and r.status in (Status.TIMEOUT, Status.OK), r.status
     assert r.tls is not None and r.tls.accepted_versions() == ("TLS 1.3",)
+    assert all(p.accepted is None for p in r.tls.protocols if p.version != "TLS 1.3")
+    assert r.tls.not_determined[0].startswith("everything but the first handshake")
+    if r.status is Status.TIMEOUT:
+        assert r.error == (
+            f"no complete answer within the {DEADLINE:g}s deadline; "
+            "the row holds what was measured before it (partial)"
+        )
 
 
 def test_ssh_errors_speak_ssh(rows: tuple[dict[str, EndpointResult], float]) -> None:
