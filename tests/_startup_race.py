@@ -1,27 +1,63 @@
 """One round of the start-up stress test (run in a fresh interpreter by
-tests/test_startup_race.py): every probe kind starts at once, in a scan whose probe
-modules are not imported yet, against real lab servers. Prints one line per row,
-``status|channel|error``; exit status 0 unless the round itself broke."""
+tests/test_startup_race.py).
+
+``scan NET``: every probe kind starts at once, in a scan whose probe modules are not
+imported yet, against real lab servers; prints one line per row,
+``address:port|status|channel|error``.
+
+``build``: every probe kind is built by its own thread, all released at the same
+instant by a barrier (the worst case of the scheduler's workers starting together);
+prints one line per failed build (none expected). Exit status 0 unless the round
+itself broke."""
 
 from __future__ import annotations
 
 import sys
+import threading
 
-import trio
-
-from chanscan.fingerprint import Fingerprinter
-from chanscan.lab import Lab
-from chanscan.lab.authd_server import add_authd_server
-from chanscan.lab.rdp_server import add_rdp_server
-from chanscan.lab.ssh_servers import start_asyncssh
-from chanscan.lab.tls_servers import CertSpec, issue, python_tls_server
-from chanscan.model import Endpoint
+from chanscan.model import Channel
 from chanscan.probes import default_probes
-from chanscan.probes.base import ScanOptions
-from chanscan.scheduler import ResultCollector, scan_endpoints
+
+
+def build_at_once() -> int:
+    assert "sslyze" not in sys.modules, "sslyze imported before the builds"
+    probes = default_probes()
+    kinds = list(probes)
+    barrier = threading.Barrier(len(kinds))
+    failed: list[str] = []
+
+    def build(channel: Channel) -> None:
+        barrier.wait(timeout=30)
+        try:
+            probes[channel].get()  # type: ignore[attr-defined]
+        except Exception as exc:
+            failed.append(f"{channel.value}: {type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=build, args=(k,)) for k in kinds]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    for line in failed:
+        print(line)
+    return 0
 
 
 def main(net: str) -> int:
+    # Imported here, not at the top: "build" must start from a bare interpreter, as
+    # a scan's first worker threads do.
+    import trio
+
+    from chanscan.fingerprint import Fingerprinter
+    from chanscan.lab import Lab
+    from chanscan.lab.authd_server import add_authd_server
+    from chanscan.lab.rdp_server import add_rdp_server
+    from chanscan.lab.ssh_servers import start_asyncssh
+    from chanscan.lab.tls_servers import CertSpec, issue, python_tls_server
+    from chanscan.model import Endpoint
+    from chanscan.probes.base import ScanOptions
+    from chanscan.scheduler import ResultCollector, scan_endpoints
+
     # Not imported yet: the probes' own modules are what the race is about.
     assert "sslyze" not in sys.modules, "sslyze imported before the scan"
     opts = ScanOptions(connect_timeout=2.0, sniff_timeout=0.5, network_timeout=3.0,
@@ -49,4 +85,6 @@ def main(net: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    if sys.argv[1] == "build":
+        sys.exit(build_at_once())
+    sys.exit(main(sys.argv[2]))
