@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterator
 from datetime import datetime
 
@@ -18,10 +19,12 @@ import trio
 
 from chanscan.fingerprint import Fingerprinter
 from chanscan.lab import Lab
+from chanscan.lab.certs import new_key, self_signed
 from chanscan.lab.core import free_port
-from chanscan.lab.imitations import ESXI_55, vsphere_sdk
+from chanscan.lab.imitations import ESXI_55, vsphere_sdk, xapi_host
 from chanscan.lab.legacy_tls import LegacyProfile, esxi55_host, tlslite_server
 from chanscan.lab.ssh_servers import start_bmc_asyncssh
+from chanscan.lab.tls_context import context_for
 from chanscan.model import Channel, Endpoint, EndpointResult, Status
 from chanscan.probes import default_probes
 from chanscan.probes.base import ScanOptions
@@ -30,7 +33,7 @@ from chanscan.rules import evaluate
 from chanscan.scheduler import ResultCollector, probe_once, scan_endpoints
 
 NET = "127.112.3"  # this module's loopback block
-BMC, ESXI55, SSL3_ONLY, DES_ONLY, NO_BACKEND = (f"{NET}.{i}" for i in (1, 2, 3, 4, 5))
+BMC, ESXI55, SSL3_ONLY, DES_ONLY, NO_BACKEND, XEN71 = (f"{NET}.{i}" for i in range(1, 7))
 OPTS = ScanOptions(network_timeout=3.0, endpoint_deadline=60.0)
 
 
@@ -72,8 +75,19 @@ def legacy_scan() -> Iterator[tuple[dict[str, EndpointResult], ResultCollector, 
         # TLS works, but nothing answers behind it: the connection closes after the
         # handshake
         tlslite_server(lab, NO_BACKEND, 443, free_port(NO_BACKEND))
-        collector = ResultCollector(4)
-        eps = [Endpoint(a, a, 443) for a in (ESXI55, SSL3_ONLY, DES_ONLY, NO_BACKEND)]
+        # XenServer 7.1's stunnel: TLS 1.0 only, a self-signed RSA-1024 SHA-1 certificate
+        xen_cert = self_signed("xen71.lab.invalid", key=new_key("rsa", 1024), hash_name="sha1")
+        xapi_host(
+            lab,
+            XEN71,
+            443,
+            "XenServer",
+            "7.1.0",
+            context=context_for(xen_cert, legacy=True, maximum=ssl.TLSVersion.TLSv1),
+        )
+        hosts = (ESXI55, SSL3_ONLY, DES_ONLY, NO_BACKEND, XEN71)
+        collector = ResultCollector(len(hosts))
+        eps = [Endpoint(a, a, 443) for a in hosts]
         trio.run(scan_endpoints, eps, OPTS, default_probes(), collector, Fingerprinter())
         yield {r.address: r for r in collector.results}, collector, sdk_requests
 
@@ -118,6 +132,17 @@ def test_hosts_beyond_python_openssl_are_fingerprinted(
     expected = ("TLS 1.0",) if address == DES_ONLY else ("SSL 3.0",)
     assert r.tls is not None and r.tls.accepted_versions() == expected
     assert r.platform is not None and r.platform.build == "1331820", r.platform
+
+
+def test_xenserver71_fingerprinted_over_tls10(
+    legacy_scan: tuple[dict[str, EndpointResult], ResultCollector, list[object]],
+) -> None:
+    rows, _, _ = legacy_scan
+    r = rows[XEN71]
+    assert r.tls is not None and r.tls.accepted_versions() == ("TLS 1.0",)
+    assert r.platform is not None, r
+    assert (r.platform.product, r.platform.version) == ("XenServer", "7.1.0"), r.platform
+    assert not any(e.startswith("not answered") for e in r.platform.evidence), r.platform
 
 
 def test_a_failed_request_names_its_reason(
