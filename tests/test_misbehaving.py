@@ -12,13 +12,15 @@ import trio
 
 from chanscan.fingerprint import Fingerprinter
 from chanscan.lab import Lab
-from chanscan.lab.misbehaving import CLASSES, ssh_raw_server, start_all
+from chanscan.lab.misbehaving import CLASSES, reset_after_first, ssh_raw_server, start_all
 from chanscan.lab.ssh_servers import TERRAPIN_CHACHA, sshd_available
+from chanscan.lab.tls_servers import CertSpec, issue, python_tls_server
 from chanscan.model import Channel, Endpoint, EndpointResult, Status
 from chanscan.probes import default_probes
 from chanscan.probes.base import ScanOptions
 from chanscan.probes.ssh import SshProbe
 from chanscan.probes.ssh_wire import encode_kexinit, encode_packet
+from chanscan.probes.tls import TlsProbe
 from chanscan.scheduler import MAX_TEXT, ResultCollector, probe_once, scan_endpoints
 
 NET = "127.112.1"  # this module's loopback block
@@ -193,3 +195,19 @@ async def test_long_lines_before_the_identification_are_capped(lab: Lab) -> None
     assert r.ssh is not None and r.ssh.kexinit == TERRAPIN_CHACHA
     [line] = r.ssh.pre_banner
     assert len(line) <= MAX_TEXT and line.startswith("NNNN") and "(6000 chars in all)" in line
+
+
+async def test_first_handshake_certificate_kept_when_the_rest_is_reset(lab: Lab) -> None:
+    # Without discovery (probe_once), the probe's own first handshake is the one
+    # answered: its version, suite and certificate make the row.
+    addr = f"{NET}.41"
+    python_tls_server(lab, addr, 4443, issue(CertSpec(names=("flaky.lab",))))
+    reset_after_first(lab, addr, 443, 4443, quiet=60.0)
+    opts = ScanOptions(network_timeout=1.0, endpoint_deadline=6.0)
+    r = await probe_once(Endpoint(addr, addr, 443), TlsProbe(), opts)
+    assert r.status is Status.OK, r.error
+    assert r.tls is not None and r.tls.accepted_versions() == ("TLS 1.3",)
+    assert r.tls.certificate is not None
+    assert r.tls.certificate.chain[0].san_dns == ("flaky.lab",)
+    assert "certificate chain beyond the leaf" in r.tls.not_determined
+    assert r.elapsed_ms <= 6000 + 250

@@ -35,11 +35,9 @@ from nassl.ssl_client import ClientCertificateRequested
 from sslyze.connection_helpers.opportunistic_tls_helpers import ProtocolWithOpportunisticTlsEnum
 from sslyze.errors import ConnectionToServerFailed, TlsHandshakeFailed
 from sslyze.plugins.openssl_cipher_suites._test_cipher_suite import CipherSuiteAcceptedByServer
-from sslyze.plugins.openssl_cipher_suites.cipher_suites import CipherSuitesRepository
 from sslyze.plugins.scan_commands import ScanCommand
 from sslyze.server_connectivity import ServerConnectivityInfo, TlsVersionEnum
 
-from chanscan.discovery_wire import parse_server_flight
 from chanscan.errors import ConnectError, ProbeError, ProtocolError
 from chanscan.model import Channel
 from chanscan.obs.tls import (
@@ -53,6 +51,15 @@ from chanscan.obs.tls import (
 from chanscan.probes import tls_enum
 from chanscan.probes.base import ProbeContext
 from chanscan.probes.tls_cert import certificate_checks
+from chanscan.probes.tls_first import (
+    DEADLINE_ENDED,
+    FirstHandshake,
+    from_flight,
+    partial_observation,
+    size_limit_error,
+    too_large,
+    with_backoff,
+)
 from chanscan.probes.tls_jobs import (
     CommandOutcome,
     ConnectionCounter,
@@ -95,9 +102,6 @@ _MODERN_RANGE = ("TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3")
 _TLS_FIRST_BYTES = frozenset(range(20, 25)) | frozenset(range(0x80, 0x100))
 _MAX_PREFACE = 1024
 _RECORDED = 4096  # enough for a ServerHello and the header of the Certificate after it
-# OpenSSL's client-side cap on a handshake message carrying the chain (max_cert_list,
-# SSL_CTX_set_max_cert_list(3)): 100 KiB by default, in Python's ssl and in nassl.
-_MAX_CERT_LIST = 100 * 1024
 
 _QUICK_COMMANDS = (
     ScanCommand.HEARTBLEED,
@@ -158,27 +162,12 @@ async def _read_line(stream: trio.abc.Stream) -> bytes:
     return buf.split(b"\n", 1)[0].rstrip(b"\r")
 
 
-@dataclass(frozen=True)
-class FirstHandshake:
-    """What the first (modern) handshake showed: kept for the row even when every
-    later connection fails (a server that answers once, then resets or sleeps)."""
-
-    version: str
-    cipher: str  # OpenSSL's name, as ssl.SSLSocket.cipher() gives it
-    leaf_der: bytes | None
-
-
 async def modern_handshake(
     ctx: ProbeContext, expect_preface: bool
 ) -> tuple[str | None, bytes | None]:
     """(negotiated version or None when the modern hello failed, the greeting line)."""
     first, preface = await first_handshake(ctx, expect_preface)
     return (None if first is None else first.version), preface
-
-
-def _too_large(exc: BaseException) -> bool:
-    cause = exc.__cause__ or exc.__context__
-    return isinstance(cause, ssl.SSLError) and cause.reason == "EXCESSIVE_MESSAGE_SIZE"
 
 
 async def first_handshake(
@@ -197,18 +186,8 @@ async def first_handshake(
                 raise ProtocolError(
                     f"not TLS: the server answered in plaintext ({snippet!r})"
                 ) from None
-            if _too_large(exc):
-                # Every client we have (Python's ssl, nassl) stops at the same limit:
-                # say so, with what the server showed before it, rather than let
-                # sslyze call it "no cipher suite supported".
-                flight = parse_server_flight(rec.first)
-                seen = flight.describe() if flight is not None else ""
-                raise ProtocolError(
-                    "handshake message over the TLS client's size limit "
-                    f"({_MAX_CERT_LIST // 1024} KiB, OpenSSL max_cert_list: excessive "
-                    "message size), most likely the certificate chain; "
-                    + (f"seen before it: {seen}" if seen else "nothing readable before it")
-                ) from None
+            if too_large(exc):
+                raise size_limit_error(rec.first) from None
             return None, preface
         version = _PY_VERSIONS.get(str(tls.version()))
         if version is None:
@@ -321,9 +300,9 @@ class TlsProbe:
         expect_preface = self.channel is Channel.AUTHD or ctx.banner.startswith(b"220 ")
         # Discovery's hello may have had the server's only answer (a server that
         # answers one handshake, then resets or sleeps): what it showed is kept.
-        sniffed = _from_flight(ctx.first_reply)
+        sniffed = from_flight(ctx.first_reply)
         if sniffed is not None:
-            ctx.note_partial(await _partial(ctx, sniffed, None, _DEADLINE_ENDED))
+            ctx.note_partial(await partial_observation(ctx, sniffed, None, DEADLINE_ENDED))
         try:
             first, preface = await first_handshake(ctx, expect_preface)
         except (ConnectError, OSError, trio.BrokenResourceError):
@@ -332,7 +311,7 @@ class TlsProbe:
             first, preface = None, None  # it answered discovery: see what sslyze gets
         modern_version = None if first is None else first.version
         if first is not None:
-            ctx.note_partial(await _partial(ctx, first, preface, _DEADLINE_ENDED))
+            ctx.note_partial(await partial_observation(ctx, first, preface, DEADLINE_ENDED))
         first = first or sniffed
         location, config = network_setup(ep, ctx.options, expect_preface=expect_preface)
         if self.opportunistic is not None:
@@ -345,9 +324,11 @@ class TlsProbe:
                 raise ProtocolError(f"no TLS handshake succeeded: {exc}") from None
             # The server did answer our first handshake: back off and try again while
             # the deadline allows; failing that, keep what that handshake showed.
-            retried = await _connect_with_backoff(ctx, jobs, location, config)
+            retried = await with_backoff(
+                ctx, functools.partial(jobs.call, connectivity, location, config), JobFailed
+            )
             if isinstance(retried, str):
-                return await _partial(
+                return await partial_observation(
                     ctx, first, preface, f"later connections failed: {exc}; {retried}"
                 )
             info = retried
@@ -524,93 +505,6 @@ class TlsProbe:
             quick.append(ScanCommand.HTTP_HEADERS)
         thunks += [functools.partial(command, c) for c in quick]
         return thunks, renegotiation
-
-
-def _openssl_names() -> dict[int, str]:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.set_ciphers("ALL:COMPLEMENTOFALL:@SECLEVEL=0")
-    # get_ciphers() ids carry OpenSSL's 0x0300xxxx prefix over the IANA code point.
-    return {c["id"] & 0xFFFF: c["name"] for c in ctx.get_ciphers()}
-
-
-def _from_flight(reply: bytes) -> FirstHandshake | None:
-    """Discovery's ClientHello answer as a first handshake: version and suite only."""
-    flight = parse_server_flight(reply)
-    if flight is None or flight.version is None or flight.cipher_suite is None:
-        return None
-    if flight.version not in VERSION_NAMES.values():
-        return None
-    name = _openssl_names().get(flight.cipher_suite, f"0x{flight.cipher_suite:04X}")
-    return FirstHandshake(flight.version, name, None)
-
-
-_BACKOFF = (0.5, 1.0, 2.0, 4.0, 8.0)
-_DEADLINE_ENDED = "the endpoint deadline ended the probe"
-
-
-async def _connect_with_backoff(
-    ctx: ProbeContext, jobs: _Jobs, location: Any, config: Any
-) -> ServerConnectivityInfo | str:
-    """sslyze's connectivity test again after growing pauses, as long as one more
-    attempt (a network timeout) still ends a network timeout before the endpoint's
-    deadline; the info, or why not."""
-    attempts = 0
-    last = "no retry fitted in the deadline"
-    for pause in _BACKOFF:  # bounded by _BACKOFF and the deadline
-        left = trio.current_effective_deadline() - trio.current_time()
-        if left < pause + 2 * ctx.options.network_timeout:
-            break
-        await trio.sleep(pause)
-        attempts += 1
-        try:
-            return await jobs.call(connectivity, location, config)
-        except JobFailed as exc:
-            last = str(exc)
-    return f"{attempts} retries with backoff failed too ({last})"
-
-
-async def _partial(
-    ctx: ProbeContext, first: FirstHandshake, preface: bytes | None, why: str
-) -> TlsObservation:
-    """A row from the first handshake alone: its version, suite and certificate are
-    facts; everything else is not determined (never "not supported")."""
-    ep = ctx.endpoint
-    version_enum = next(v for v, name in VERSION_NAMES.items() if name == first.version)
-    suites: tuple[Any, ...] = ()
-    with contextlib.suppress(ValueError):
-        suite = CipherSuitesRepository.get_cipher_suite_with_openssl_name(
-            version_enum, first.cipher
-        )
-        suites = (tls_enum.describe_suite(CipherSuiteAcceptedByServer(suite, None)),)
-    cert = None
-    not_determined = [
-        f"everything but the first handshake ({why})",
-        f"protocols other than {first.version}",
-        f"cipher suites beyond the one the first handshake chose ({first.cipher})",
-    ]
-    if not first.leaf_der:
-        not_determined.append("certificate")
-    else:
-        try:
-            cert = await ctx.run_in_thread(
-                _certificate, (first.leaf_der,), ep.server_name or ep.address, ctx.options.ca_bundle
-            )
-            not_determined.append("certificate chain beyond the leaf")
-        except ProtocolError as exc:
-            not_determined.append(f"certificate: {exc}")
-    protocols = tuple(
-        ProtocolSupport(name, True, suites)
-        if name == first.version
-        else ProtocolSupport(name, None)
-        for name in VERSION_NAMES.values()
-    )
-    return TlsObservation(
-        protocols=protocols,
-        certificate=cert,
-        negotiation=None,
-        preface=None if preface is None else preface.decode("utf-8", "replace"),
-        not_determined=tuple(not_determined),
-    )
 
 
 def _protocols(got: _Collected) -> tuple[ProtocolSupport, ...]:
