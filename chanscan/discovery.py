@@ -77,7 +77,10 @@ async def _read_reply(
         left = end - trio.current_time()
         if left <= 0:
             break
-        more, eof = await _read_some(stream, left, None)
+        try:
+            more, eof = await _read_some(stream, left, None)
+        except (trio.BrokenResourceError, OSError):
+            return data, True  # reset inside the record: an answer cut short
         if not more:
             break
         data += more

@@ -4,6 +4,7 @@ within one deadline plus a second."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 
@@ -211,3 +212,19 @@ async def test_first_handshake_certificate_kept_when_the_rest_is_reset(lab: Lab)
     assert r.tls.certificate.chain[0].san_dns == ("flaky.lab",)
     assert "certificate chain beyond the leaf" in r.tls.not_determined
     assert r.elapsed_ms <= 6000 + 250
+
+
+async def test_record_header_cut_by_the_peer_is_an_error(lab: Lab) -> None:
+    addr = f"{NET}.42"
+
+    async def half_header(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(4096)
+        writer.write(b"\x16\x03")
+        await writer.drain()
+
+    lab.add_stream_server("half-header", addr, 443, half_header)
+    collector = ResultCollector(1)
+    await scan_endpoints([Endpoint(addr, addr, 443)], OPTS, default_probes(), collector)
+    [r] = collector.results
+    assert (r.status, r.channel) == (Status.ERROR, Channel.UNKNOWN)
+    assert r.error == "TLS record header incomplete: closed after 2 of its 5 bytes (1603)"
