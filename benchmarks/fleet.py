@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import shutil
 import subprocess
 import tempfile
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chanscan.lab import Handle, Lab, LabError, require_loopback
+from chanscan.lab.legacy_tls import esxi55_host
 from chanscan.lab.ssh_servers import sshd_available, start_legacy_asyncssh, start_sshd
 from chanscan.lab.tls_servers import CertSpec, ServerCert, issue, openssl_server
 
@@ -26,6 +28,7 @@ BACK_NET = "127.60.2."
 TARPIT_ADDRESS = "127.60.3.1"
 SSH_PORT = 22
 TLS_PORT = 443
+ESXI55_SDK_PORT = 8055  # the plaintext /sdk imitation behind the ESXi 5.5 TLS front
 # Ports chanscan (and nmap) scan across the fleet's address range; any address/port
 # pair with no server behind it is a closed port (RST), as on a real management VLAN.
 SCAN_PORTS = (SSH_PORT, TLS_PORT)
@@ -200,9 +203,17 @@ class Fleet:
         return {e.name: snap.get((e.address, e.port), 0) for e in eps}
 
 
+def tlslite_available() -> bool:
+    return importlib.util.find_spec("tlslite") is not None
+
+
 def _tls_backend(
     lab: Lab, kind: str, back: str, front: str, legacy: bool, name: str
 ) -> tuple[Handle, str]:
+    if kind == "esxi55":
+        # SSL 3.0 / TLS 1.0 with RC4 and 3DES (tlslite-ng), the vSphere /sdk behind it
+        handle, _ = esxi55_host(lab, back, TLS_PORT, backend_port=ESXI55_SDK_PORT)
+        return handle, "ESXi 5.5-like host (tlslite-ng)"
     spec = CertSpec(names=(front,), key="rsa" if legacy else "ec")
     issued = issue(spec)
     if kind == "nginx":
@@ -226,18 +237,22 @@ def start_fleet(lab: Lab, *, smoke: bool = False) -> Fleet:
             ("tls", "nginx", True),
             ("ssh", "sshd", True),
             ("ssh", "asyncssh", True),
+            ("tls", "esxi55", True),
         ]
     n = 0
     for kind, server, legacy in plan:
         if server == "nginx" and not nginx_available():
             skipped.append("nginx endpoints: nginx not installed (apt-get install nginx-light)")
             continue
+        if server == "esxi55" and not tlslite_available():
+            skipped.append("ESXi 5.5 endpoint: tlslite-ng not installed (pip install tlslite-ng)")
+            continue
         if server == "sshd" and not sshd_available():
             skipped.append("sshd endpoints: /usr/sbin/sshd not installed")
             continue
         n += 1
         front, back = f"{FRONT_NET}{n}", f"{BACK_NET}{n}"
-        label = f"{server}-{'legacy' if legacy else 'modern'}"
+        label = server if server == "esxi55" else f"{server}-{'legacy' if legacy else 'modern'}"
         if kind == "tls":
             _, what = _tls_backend(lab, server, back, front, legacy, label)
             port = TLS_PORT

@@ -17,12 +17,15 @@ import trio
 from chanscan.discovery_wire import (
     HTTP_PORTS,
     RDP_PORTS,
+    SSH_PORTS,
     build_client_hello,
     build_http_request,
     build_x224_connection_request,
     classify_banner,
     classify_reply,
     parse_http_head,
+    reply_needs,
+    ssh_line_follows,
 )
 from chanscan.errors import ConnectError
 from chanscan.model import Channel, Status
@@ -42,6 +45,7 @@ class Discovery:
     banner: bytes = b""
     http: HttpObservation | None = None
     detail: str | None = None
+    reply: bytes = b""  # the answer to our sniff request (TLS: the server's first flight)
 
 
 async def _read_some(
@@ -59,6 +63,47 @@ async def _read_some(
             if until is None or until in data:
                 break
     return data, False
+
+
+async def _read_reply(
+    stream: trio.SocketStream, seconds: float, until: bytes | None
+) -> tuple[bytes, bool]:
+    """:func:`_read_some`, then on for the rest of ``seconds`` while the answer is an
+    unfinished TLS record (a lone 0x16 is the start of one, not an unknown protocol)."""
+    end = trio.current_time() + seconds
+    data, eof = await _read_some(stream, seconds, until)
+    while not eof and reply_needs(data) and len(data) < _MAX_REPLY:
+        # bounded: every round adds bytes or the time runs out
+        left = end - trio.current_time()
+        if left <= 0:
+            break
+        try:
+            more, eof = await _read_some(stream, left, None)
+        except (trio.BrokenResourceError, OSError):
+            return data, True  # reset inside the record: an answer cut short
+        if not more:
+            break
+        data += more
+    return data, eof
+
+
+async def _read_banner(
+    stream: trio.SocketStream, seconds: float, ssh_port: bool
+) -> tuple[bytes, bool]:
+    """A server-first banner: the first line, and on an SSH port, while it looks like
+    text lines before an SSH identification (RFC 4253 4.2), more of them within
+    ``seconds``, up to the SSH probe's caps."""
+    end = trio.current_time() + seconds
+    data, eof = await _read_some(stream, seconds, b"\n")
+    while ssh_port and not eof and ssh_line_follows(data):  # bounded: caps and time
+        left = end - trio.current_time()
+        if left <= 0:
+            break
+        more, eof = await _read_some(stream, left, b"\n")
+        if not more:
+            break
+        data += more
+    return data, eof
 
 
 def _first_request(port: int, server_name: str | None, host: str) -> tuple[bytes, bytes | None]:
@@ -86,11 +131,19 @@ async def discover(ctx: ProbeContext) -> Discovery:
             if ep.port not in CLIENT_FIRST_PORTS:
                 waited = min(opts.sniff_timeout, budget / 2)
                 budget -= waited
-                banner, eof = await _read_some(stream, waited, b"\n")
+                banner, eof = await _read_banner(stream, waited, ep.port in SSH_PORTS)
                 if eof and not banner:
                     return Discovery(Status.ERROR, detail="closed the connection without a word")
                 if banner:
                     sniff = classify_banner(banner)
+                    if (
+                        sniff.channel is None
+                        and ep.port in SSH_PORTS
+                        and ssh_line_follows(banner, capped=True)
+                    ):
+                        # Text lines up to the cap and no identification: the SSH
+                        # probe reads on and names the cap it hit.
+                        return Discovery(Status.OK, Channel.SSH, banner)
                     if sniff.channel is None:
                         return Discovery(Status.OK, Channel.UNKNOWN, banner, detail=sniff.detail)
                     if sniff.channel is Channel.AUTHD:
@@ -102,7 +155,16 @@ async def discover(ctx: ProbeContext) -> Discovery:
                 await stream.send_all(request)
             except (trio.BrokenResourceError, OSError) as exc:
                 return Discovery(Status.ERROR, detail=f"connection lost while sniffing: {exc}")
-            reply, eof = await _read_some(stream, budget, until)
+            try:
+                reply, eof = await _read_reply(stream, budget, until)
+            except (trio.BrokenResourceError, OSError) as exc:
+                # A reset before any byte of an answer is the server refusing our
+                # request, not a lost connection of ours.
+                return Discovery(
+                    Status.ERROR,
+                    detail=f"reset by the peer after our {_request_name(ep.port)}, "
+                    f"before any answer ({exc})",
+                )
     except ConnectError as exc:
         if exc.kind == "refused":
             return Discovery(Status.CLOSED, detail=str(exc))
@@ -113,9 +175,15 @@ async def discover(ctx: ProbeContext) -> Discovery:
         return Discovery(Status.ERROR, detail=f"connection lost while sniffing: {exc}")
     if not reply and eof:
         return Discovery(
-            Status.OK,
-            Channel.UNKNOWN,
-            detail=f"closed the connection after our {_request_name(ep.port)}",
+            Status.ERROR,
+            detail=f"closed by the peer after our {_request_name(ep.port)}, before any answer",
+        )
+    if reply_needs(reply):
+        got = "closed after" if eof else f"no more within {opts.connect_timeout:g}s after"
+        return Discovery(
+            Status.ERROR if eof else Status.TIMEOUT,
+            detail=f"TLS record header incomplete: {got} {len(reply)} of its 5 bytes "
+            f"({reply.hex()})",
         )
     if not reply:
         return Discovery(
@@ -132,4 +200,4 @@ async def discover(ctx: ProbeContext) -> Discovery:
         if auth.channel is not None:
             return Discovery(Status.OK, auth.channel, reply)
         return Discovery(Status.OK, Channel.UNKNOWN, reply, detail=sniff.detail)
-    return Discovery(Status.OK, sniff.channel, detail=sniff.detail or None)
+    return Discovery(Status.OK, sniff.channel, detail=sniff.detail or None, reply=reply)

@@ -14,6 +14,11 @@ from chanscan.obs.http import HttpObservation
 AUTHD_MARKER = b"VMware Authentication Daemon"
 RDP_PORTS = frozenset({3389, 2179})
 HTTP_PORTS = frozenset({80, 5985, 8080})
+SSH_PORTS = frozenset({22, 2222})
+# The SSH probe's caps on lines before the identification (see probes/ssh_wire.py).
+_PRE_BANNER_LINES = 1024
+_PRE_BANNER_BYTES = 64 * 1024
+_TLS_HEADER = 5
 
 # Cipher suites offered by the sniff hello: TLS 1.3, then modern and legacy 1.2 and
 # below, so that a TLS 1.0-only appliance answers with a ServerHello (or an alert)
@@ -88,9 +93,46 @@ class Sniff:
     detail: str = ""
 
 
+def reply_needs(data: bytes) -> int:
+    """How many more bytes the first TLS record header of ``data`` needs (RFC 8446
+    5.1: type, version, length); 0 when complete or when ``data`` is not TLS. A lone
+    0x16 is the start of a handshake record, not an unknown protocol."""
+    if not data or data[0] not in (0x15, 0x16) or len(data) >= _TLS_HEADER:
+        return 0
+    if len(data) >= 2 and data[1] != 0x03:
+        return 0  # not a TLS 1.x record layer (SSL 2.0 style or something else)
+    return _TLS_HEADER - len(data)
+
+
+def _text_lines(data: bytes) -> list[bytes] | None:
+    lines = data.split(b"\n")
+    if lines[-1]:
+        lines = lines[:-1]  # an unfinished line says nothing yet
+    else:
+        lines.pop()
+    for line in lines:
+        text = line.rstrip(b"\r")
+        if any(b < 0x20 and b != 0x09 for b in text) or b"\x7f" in text:
+            return None
+    return lines
+
+
+def ssh_line_follows(data: bytes, capped: bool = False) -> bool:
+    """``data`` is text lines with no SSH identification yet, as a server may send
+    before one (RFC 4253 4.2). ``capped``: and they already exceed the SSH probe's
+    caps (so the probe, not discovery, reports it)."""
+    lines = _text_lines(data)
+    if lines is None or not lines or any(line.startswith(b"SSH-") for line in lines):
+        return False
+    over = len(lines) > _PRE_BANNER_LINES or len(data) > _PRE_BANNER_BYTES
+    return over if capped else not over
+
+
 def classify_banner(data: bytes) -> Sniff:
     """Classify what a server sent before we said anything."""
-    if data.startswith(b"SSH-"):
+    if data.startswith(b"SSH-") or (
+        b"\nSSH-" in data and _text_lines(data.split(b"\nSSH-", 1)[0] + b"\n") is not None
+    ):
         return Sniff(Channel.SSH)
     if data.startswith(b"220") and AUTHD_MARKER in data:
         return Sniff(Channel.AUTHD)
@@ -135,3 +177,85 @@ def parse_http_head(data: bytes) -> HttpObservation | None:
         and location is not None
         and location.lower().startswith("https://"),
     )
+
+
+# -- what the server's first flight shows (before any encryption) ---------------------
+
+_VERSION_NAMES = {
+    0x0300: "SSL 3.0",
+    0x0301: "TLS 1.0",
+    0x0302: "TLS 1.1",
+    0x0303: "TLS 1.2",
+    0x0304: "TLS 1.3",
+}
+
+
+@dataclass(frozen=True)
+class ServerFlight:
+    """The plaintext part of a server's answer to a ClientHello (RFC 8446 4.1.3,
+    RFC 5246 7.4.1.3 / 7.4.2): the version and suite it chose and, up to TLS 1.2, the
+    size of its Certificate message (announced in its header)."""
+
+    version: str | None = None
+    cipher_suite: int | None = None
+    certificate_bytes: int | None = None
+
+    def describe(self) -> str:
+        parts = []
+        if self.version is not None:
+            parts.append(self.version)
+        if self.cipher_suite is not None:
+            parts.append(f"cipher suite 0x{self.cipher_suite:04X}")
+        if self.certificate_bytes is not None:
+            parts.append(f"a Certificate message of {self.certificate_bytes} bytes")
+        return ", ".join(parts)
+
+
+def _handshake_bytes(data: bytes) -> bytes:
+    """The handshake-record payloads at the start of ``data``, concatenated (a
+    message may span records); stops at the first other record or a cut one."""
+    out = bytearray()
+    pos = 0
+    while pos + _TLS_HEADER <= len(data) and data[pos] == 0x16:  # bounded by len(data)
+        length = int.from_bytes(data[pos + 3 : pos + 5], "big")
+        out += data[pos + _TLS_HEADER : pos + _TLS_HEADER + length]
+        pos += _TLS_HEADER + length
+    return bytes(out)
+
+
+def _server_hello(body: bytes) -> tuple[str | None, int | None]:
+    if len(body) < 2 + 32 + 1:
+        return None, None
+    legacy = int.from_bytes(body[:2], "big")
+    pos = 2 + 32
+    pos += 1 + body[pos]  # session id
+    if pos + 3 > len(body):
+        return _VERSION_NAMES.get(legacy), None
+    suite = int.from_bytes(body[pos : pos + 2], "big")
+    pos += 3  # suite, compression method
+    version = legacy
+    if pos + 2 <= len(body):
+        end = min(len(body), pos + 2 + int.from_bytes(body[pos : pos + 2], "big"))
+        pos += 2
+        while pos + 4 <= end:  # bounded by the extensions' length
+            ext = int.from_bytes(body[pos : pos + 2], "big")
+            size = int.from_bytes(body[pos + 2 : pos + 4], "big")
+            if ext == 0x002B and size == 2:  # supported_versions (RFC 8446 4.2.1)
+                version = int.from_bytes(body[pos + 4 : pos + 6], "big")
+            pos += 4 + size
+    return _VERSION_NAMES.get(version, f"0x{version:04X}"), suite
+
+
+def parse_server_flight(data: bytes) -> ServerFlight | None:
+    """What the first bytes a TLS server sent show; None when they hold no
+    ServerHello. Never raises; trusts no length beyond the bytes given."""
+    hs = _handshake_bytes(data)
+    if len(hs) < 4 or hs[0] != 0x02:
+        return None
+    length = int.from_bytes(hs[1:4], "big")
+    version, suite = _server_hello(hs[4 : 4 + length])
+    cert: int | None = None
+    rest = hs[4 + length :]
+    if len(rest) >= 4 and rest[0] == 0x0B:  # Certificate, plaintext up to TLS 1.2
+        cert = int.from_bytes(rest[1:4], "big")
+    return ServerFlight(version, suite, cert)

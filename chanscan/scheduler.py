@@ -197,7 +197,12 @@ class EndpointContext:
         self._sched = sched
         self._endpoint = endpoint
         self.banner = banner
+        self.first_reply = b""
+        self.partial: Observation | None = None
         self.connections = 0
+
+    def note_partial(self, observation: Observation) -> None:
+        self.partial = observation
 
     @property
     def endpoint(self) -> Endpoint:
@@ -336,6 +341,40 @@ def _base_result(
     )
 
 
+#: The longest text a server can put into a report field (errors, evidence): a 1 MiB
+#: identification line must not become a 1 MiB report.
+MAX_TEXT = 512
+
+
+def cap_text(text: str, limit: int = MAX_TEXT) -> str:
+    return text if len(text) <= limit else f"{text[: limit - 30]}... ({len(text)} chars in all)"
+
+
+def _cap_all(texts: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(map(cap_text, texts))
+
+
+def _too_long(texts: tuple[str, ...]) -> bool:
+    return any(len(t) > MAX_TEXT for t in texts)
+
+
+def _capped(result: EndpointResult) -> EndpointResult:
+    """Every free text a server can fill, capped at :data:`MAX_TEXT` per entry."""
+    if result.error is not None and len(result.error) > MAX_TEXT:
+        result = replace(result, error=cap_text(result.error))
+    p = result.platform
+    if p is not None and _too_long(p.evidence):
+        result = replace(result, platform=replace(p, evidence=_cap_all(p.evidence)))
+    ssh = result.ssh
+    if ssh is not None and (_too_long(ssh.errors) or _too_long(ssh.pre_banner)):
+        ssh = replace(ssh, errors=_cap_all(ssh.errors), pre_banner=_cap_all(ssh.pre_banner))
+        result = replace(result, ssh=ssh)
+    tls = result.tls
+    if tls is not None and _too_long(tls.not_determined):
+        result = replace(result, tls=replace(tls, not_determined=_cap_all(tls.not_determined)))
+    return result
+
+
 def _banner_text(banner: bytes) -> str | None:
     if not banner:
         return None
@@ -393,6 +432,15 @@ async def _probe_and_fingerprint(
     return replace(result, platform=platform) if platform is not None else result
 
 
+def _timed_out(result: EndpointResult, ctx: EndpointContext, deadline: float) -> EndpointResult:
+    error = f"no complete answer within the {deadline:g}s deadline"
+    if ctx.partial is not None and not (result.tls or result.ssh or result.rdp):
+        # What the probe measured before the deadline stays on the row.
+        result = _with_observation(result, ctx.partial)
+        error += "; the row holds what was measured before it (partial)"
+    return replace(result, status=Status.TIMEOUT, error=error)
+
+
 async def scan_endpoint(sched: Scheduler, ep: Endpoint) -> EndpointResult:
     """Discovery + probe + fingerprint of one endpoint, inside its deadline."""
     ctx = EndpointContext(sched, ep)
@@ -410,16 +458,13 @@ async def scan_endpoint(sched: Scheduler, ep: Endpoint) -> EndpointResult:
         if disc.status == Status.OK and disc.channel is Channel.UNKNOWN and disc.detail:
             result = replace(result, error=disc.detail)
         ctx.banner = disc.banner
+        ctx.first_reply = disc.reply
         if disc.status == Status.OK:
             result = await _probe_and_fingerprint(sched, ctx, result)
     if scope.cancelled_caught:
-        result = replace(
-            result,
-            status=Status.TIMEOUT,
-            error=f"no complete answer within the {sched.options.endpoint_deadline:g}s deadline",
-        )
+        result = _timed_out(result, ctx, sched.options.endpoint_deadline)
     elapsed = int((time.monotonic() - t0) * 1000)
-    return replace(result, connections=ctx.connections, elapsed_ms=elapsed)
+    return _capped(replace(result, connections=ctx.connections, elapsed_ms=elapsed))
 
 
 # -- resolution ------------------------------------------------------------------------
@@ -600,15 +645,11 @@ async def probe_once(
         with trio.move_on_after(options.endpoint_deadline) as scope:
             result = await _run_probe(ctx, probe, result)
         if scope.cancelled_caught:
-            result = replace(
-                result,
-                status=Status.TIMEOUT,
-                error=f"no complete answer within the {options.endpoint_deadline:g}s deadline",
-            )
+            result = _timed_out(result, ctx, options.endpoint_deadline)
     finally:
         sched.close()
-    return replace(
-        result, connections=ctx.connections, elapsed_ms=int((time.monotonic() - t0) * 1000)
+    return _capped(
+        replace(result, connections=ctx.connections, elapsed_ms=int((time.monotonic() - t0) * 1000))
     )
 
 

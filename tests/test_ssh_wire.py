@@ -12,6 +12,8 @@ from chanscan.probes.ssh_wire import (
     MAX_ID_LINE,
     MAX_NAMELIST_BYTES,
     MAX_PACKET,
+    MAX_PRE_BANNER_BYTES,
+    MAX_PRE_BANNER_LINES,
     MSG_DEBUG,
     MSG_DISCONNECT,
     NEED_MORE,
@@ -100,15 +102,45 @@ def test_debug_packet_is_skipped_and_disconnect_reported() -> None:
     assert isinstance(err, WireError) and err.code == "disconnect" and "too many" in err.detail
 
 
+def test_non_ascii_identification_is_kept_escaped() -> None:
+    # RFC 4253 4.2 says US-ASCII, but OpenSSH logs in to a server with a UTF-8
+    # VersionAddendum: parse it, keep the bytes as \\xNN (not U+FFFD).
+    res = parse_hello(
+        b"SSH-2.0-OpenSSH_9.2p1 Debian-\xc3\xa9\xff\r\n" + encode_packet(encode_kexinit(KEX))
+    )
+    assert isinstance(res, SshHello), res
+    ident = res.identification
+    assert ident.line == "SSH-2.0-OpenSSH_9.2p1 Debian-\\xc3\\xa9\\xff"
+    assert ident.comments == "Debian-\\xc3\\xa9\\xff" and not ident.ascii
+    assert ident.product == "OpenSSH" and res.kexinit == KEX
+
+
+def test_pre_banner_up_to_the_cap_then_an_error_naming_it() -> None:
+    lines = b"Notice: authorised use only\r\n"
+    res = parse_hello(lines * MAX_PRE_BANNER_LINES + ID + encode_packet(encode_kexinit(KEX)))
+    assert isinstance(res, SshHello) and len(res.identification.pre_banner) == 1024
+    over = parse_hello(lines * (MAX_PRE_BANNER_LINES + 1) + ID)
+    assert isinstance(over, WireError) and over.code == "pre_banner_too_long"
+    assert "1024 lines" in over.detail and "64 KiB" in over.detail
+
+
+def test_errors_after_the_identification_are_marked() -> None:
+    res = parse_hello(ID + UInt32(0x7FFFFFFF) + b"\x04")
+    assert isinstance(res, WireError) and res.after_id
+    assert res.detail == "packet length 2147483647 exceeds 35000 (RFC 4253 6.1)"
+    early = parse_hello(b"HTTP/1.1 400 Bad Request\r\n" * 2000)
+    assert isinstance(early, WireError) and not early.after_id
+
+
 @pytest.mark.parametrize(
     ("data", "code"),
     [
         (b"SSH-2.0-" + b"x" * MAX_ID_LINE, "id_too_long"),
         (b"SSH-2.0-" + b"x" * MAX_ID_LINE + b"\r\n", "id_too_long"),
         (b"x" * 9000, "pre_banner_too_long"),
-        (b"a\n" * 40, "pre_banner_too_long"),
+        (b"a\n" * (MAX_PRE_BANNER_LINES + 1), "pre_banner_too_long"),
+        (b"ab\n" * (MAX_PRE_BANNER_BYTES // 3 + 1), "pre_banner_too_long"),
         (b"SSH-2.0\r\n", "id_malformed"),
-        (b"SSH-2.0-\xffbad\r\n", "id_not_ascii"),
         (b"SSH-2.0-a\x00b\r\n", "id_not_printable"),
         (ID + UInt32(MAX_PACKET) + b"\x04", "packet_too_long"),
         (ID + UInt32(4) + b"\x08", "packet_malformed"),

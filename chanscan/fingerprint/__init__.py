@@ -28,10 +28,19 @@ from dataclasses import dataclass, replace
 import trio
 from cryptography import x509
 
+from chanscan.discovery_wire import parse_server_flight
 from chanscan.errors import ProbeError, ProtocolError
 from chanscan.fingerprint import banners, credssp, ntlm, vim, wsman, xapi
 from chanscan.fingerprint.fold import merge
-from chanscan.fingerprint.http import HttpResponse, build_request, exchange
+from chanscan.fingerprint.http import (
+    HttpResponse,
+    build_request,
+    client_context,
+    exchange,
+    failure_reason,
+    legacy_https,
+    needs_legacy_client,
+)
 from chanscan.model import Channel, PlatformInfo
 from chanscan.obs.rdp import RdpObservation
 from chanscan.obs.ssh import SshObservation
@@ -53,12 +62,11 @@ WSMAN_PORTS = frozenset({5985, 5986})
 RDP_PORTS = frozenset({3389})
 
 
-def _client_context() -> ssl.SSLContext:
-    # We only read public identification; the TLS probe judges the certificate.
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
+def _client_context(ctx: ProbeContext | None = None) -> ssl.SSLContext:
+    # We only read public identification; the TLS probe judges the certificate. The
+    # version discovery's handshake got is what the server accepts (legacy included).
+    flight = parse_server_flight(ctx.first_reply) if ctx is not None else None
+    return client_context(flight.version if flight is not None else None)
 
 
 def _host_header(ctx: ProbeContext) -> str:
@@ -94,6 +102,10 @@ class _Session:
     ) -> HttpResponse | None:
         self._spend()
         request = build_request(method, path, _host_header(self.ctx), headers, body)
+        flight = parse_server_flight(self.ctx.first_reply)
+        if tls and flight is not None and needs_legacy_client(flight.version, flight.cipher_suite):
+            assert flight.version is not None
+            return await self._legacy(f"{method} {path}", flight.version, request)
         try:
             with trio.move_on_after(self.ctx.options.fingerprint_timeout) as scope:
                 async with self.ctx.connection() as raw:
@@ -101,20 +113,56 @@ class _Session:
                     if tls:
                         ssl_stream = trio.SSLStream(
                             raw,
-                            _client_context(),
+                            _client_context(self.ctx),
                             server_hostname=self.ctx.endpoint.server_name,
                             https_compatible=True,
                         )
-                        await ssl_stream.do_handshake()
-                        if self.peer_cert is None:
-                            self.peer_cert = ssl_stream.getpeercert(binary_form=True)
-                        stream = ssl_stream
-                    return await exchange(stream, request)
+                        try:
+                            await ssl_stream.do_handshake()
+                        except trio.BrokenResourceError as exc:
+                            if not isinstance(exc.__cause__, ssl.SSLError):
+                                raise
+                            refused = exc  # Python's OpenSSL and the server share no TLS
+                        else:
+                            if self.peer_cert is None:
+                                self.peer_cert = ssl_stream.getpeercert(binary_form=True)
+                            return await exchange(ssl_stream, request)
+                    else:
+                        return await exchange(stream, request)
             if scope.cancelled_caught:
                 self.failures.append(f"{method} {path}: no answer in time")
+                return None
         except (ProbeError, OSError, trio.BrokenResourceError, ssl.SSLError) as exc:
-            self.failures.append(f"{method} {path}: {exc}")
-        return None
+            self.failures.append(f"{method} {path}: {failure_reason(exc)}")
+            return None
+        # No request reached the server: once more with nassl's legacy OpenSSL, which
+        # still speaks SSL 3.0, RC4 and 3DES (discovery's hello got no ServerHello to
+        # say which, e.g. an SSL 3.0-only server alerts on a TLS 1.3-style hello).
+        got = await self._legacy(f"{method} {path}", "any", request)
+        if got is None:
+            self.failures[-1] += f" (and with Python's OpenSSL: {failure_reason(refused)})"
+        return got
+
+    async def _legacy(self, what: str, version: str, request: bytes) -> HttpResponse | None:
+        """The request through nassl's legacy OpenSSL, with the version (and so the
+        suites) discovery's handshake showed the server accepts."""
+        ep = self.ctx.endpoint
+        timeout = self.ctx.options.fingerprint_timeout
+        try:
+            async with self.ctx.budget():
+                self.ctx.count_connections()
+                resp, leaf = await self.ctx.run_in_thread(
+                    legacy_https, ep.address, ep.port, ep.server_name, version, request, timeout
+                )
+        except (ProbeError, OSError, ValueError, RuntimeError) as exc:
+            self.failures.append(f"{what} over {version}: {failure_reason(exc)}")
+            return None
+        except Exception as exc:  # nassl's OpenSSLError and kin: data, not a crash
+            self.failures.append(f"{what} over {version}: {failure_reason(exc)}")
+            return None
+        if self.peer_cert is None:
+            self.peer_cert = leaf
+        return resp
 
     async def credssp(self) -> ntlm.NtlmChallenge | None:
         self._spend()
@@ -125,7 +173,7 @@ class _Session:
             if scope.cancelled_caught:
                 self.failures.append("CredSSP: no answer in time")
         except (ProbeError, OSError, trio.BrokenResourceError, ssl.SSLError) as exc:
-            self.failures.append(f"CredSSP: {exc}")
+            self.failures.append(f"CredSSP: {failure_reason(exc)}")
         return None
 
 

@@ -6,7 +6,10 @@ needed; ``Connection: close`` lets a body without length end at EOF (RFC 9112 6.
 
 from __future__ import annotations
 
+import ssl
+import warnings
 from dataclasses import dataclass
+from typing import Any, cast
 
 import trio
 
@@ -14,6 +17,51 @@ from chanscan.errors import ProtocolError
 
 MAX_HEAD = 32 * 1024
 MAX_BODY = 256 * 1024
+
+_PY_VERSIONS = {
+    "TLS 1.0": ssl.TLSVersion.TLSv1,
+    "TLS 1.1": ssl.TLSVersion.TLSv1_1,
+    "TLS 1.2": ssl.TLSVersion.TLSv1_2,
+    "TLS 1.3": ssl.TLSVersion.TLSv1_3,
+}
+
+
+def client_context(version: str | None = None) -> ssl.SSLContext:
+    """A client context for reading public identification over whatever TLS the server
+    speaks: the oldest appliances (ESXi 5.5, XenServer 7.1 behind stunnel) answer only
+    TLS 1.0 with RSA-1024 / SHA-1 certificates and static-RSA, 3DES or RC4 suites,
+    which OpenSSL 3 offers only at security level 0 with the minimum version lowered.
+    ``version`` (what the server chose in discovery's handshake) pins the version.
+    Trust is judged by the TLS probe from the chain, never here."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_ciphers("ALL:COMPLEMENTOFDEFAULT:@SECLEVEL=0")
+    pinned = _PY_VERSIONS.get(version or "")
+    with warnings.catch_warnings():
+        # Deprecated in Python; speaking TLS 1.0 is how these hosts answer at all.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.minimum_version = pinned or ssl.TLSVersion.TLSv1
+        if pinned is not None:
+            ctx.maximum_version = pinned
+    return ctx
+
+
+def failure_reason(exc: BaseException) -> str:
+    """Never empty: trio's BrokenResourceError carries the TLS error as its cause,
+    and an exception with no text is named by its type."""
+    parts: list[str] = []
+    seen: BaseException | None = exc
+    for _ in range(4):  # bounded: a short cause chain
+        if seen is None:
+            break
+        text = str(seen).strip()
+        if isinstance(seen, ssl.SSLError) and seen.reason:
+            text = f"TLS: {seen.reason}" + (f" ({seen.library})" if seen.library else "")
+        if text and text not in parts:
+            parts.append(text)
+        seen = seen.__cause__ or seen.__context__
+    return "; ".join(parts) or type(exc).__name__
 
 
 @dataclass(frozen=True)
@@ -132,3 +180,138 @@ async def exchange(stream: trio.abc.Stream, request: bytes) -> HttpResponse:
             body += chunk
         final = bytes(body[:MAX_BODY])
     return HttpResponse(status, reason, headers, final)
+
+
+# -- legacy TLS through nassl's OpenSSL 1.0.2 -------------------------------------------
+# Debian's OpenSSL 3 has no SSL 3.0, RC4 or 3DES at all, whatever the security level;
+# nassl (sslyze's OpenSSL wrapper) ships a legacy OpenSSL build that still speaks them.
+# Blocking: callers run it on a worker thread; the socket timeout bounds every step.
+
+
+def _python_suites() -> frozenset[int]:
+    ctx = client_context()
+    # get_ciphers() ids carry OpenSSL's 0x0300xxxx prefix over the IANA code point.
+    return frozenset(c["id"] & 0xFFFF for c in ctx.get_ciphers())
+
+
+def needs_legacy_client(version: str | None, suite: int | None) -> bool:
+    """Whether the version and suite the server chose for discovery's hello are out
+    of reach of Python's OpenSSL (SSL 3.0; RC4, 3DES and other removed suites)."""
+    if version == "SSL 3.0":
+        return True
+    return suite is not None and version != "TLS 1.3" and suite not in _python_suites()
+
+
+def parse_response(data: bytes) -> HttpResponse:
+    """A whole HTTP/1.1 answer read to EOF (``Connection: close``)."""
+    head, sep, rest = data.partition(b"\r\n\r\n")
+    if not sep:
+        raise ProtocolError("connection closed inside the HTTP header")
+    status, reason, headers = parse_head(head)
+    hdr = dict(headers)
+    if "chunked" in hdr.get("transfer-encoding", "").lower():
+        body = _dechunk(rest) or rest
+    elif hdr.get("content-length", "").isdigit():
+        body = rest[: int(hdr["content-length"])]
+    else:
+        body = rest
+    return HttpResponse(status, reason, headers, bytes(body[:MAX_BODY]))
+
+
+class _OneRecordSocket:
+    """Hands nassl one TLS record per ``recv``. nassl's ``read`` passes one recv's
+    bytes to OpenSSL and returns one SSL_read, which decrypts one record: two records
+    in one recv (a server's 1/n-1 split against BEAST, headers and body) would leave
+    the second inside OpenSSL, lost when the next recv meets EOF."""
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self._buf = b""
+
+    def _fill(self, n: int) -> bool:
+        while len(self._buf) < n:  # bounded by n and the socket timeout
+            chunk = self._sock.recv(65536)
+            if not chunk:
+                return False
+            self._buf += chunk
+        return True
+
+    def recv(self, _size: int) -> bytes:
+        if not self._fill(5):
+            out, self._buf = self._buf, b""
+            return out
+        self._fill(5 + int.from_bytes(self._buf[3:5], "big"))
+        size = 5 + int.from_bytes(self._buf[3:5], "big")
+        out, self._buf = self._buf[:size], self._buf[size:]
+        return out
+
+    def send(self, data: bytes) -> int:
+        return int(self._sock.send(data))
+
+    def sendall(self, data: bytes) -> None:
+        self._sock.sendall(data)
+
+    def settimeout(self, value: float | None) -> None:
+        self._sock.settimeout(value)
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+def legacy_https(
+    address: str,
+    port: int,
+    server_name: str | None,
+    version: str,
+    request: bytes,
+    timeout: float,
+) -> tuple[HttpResponse, bytes | None]:
+    """Blocking: one request over ``version`` ("any", or a name as "TLS 1.0") with
+    nassl's legacy OpenSSL; the answer and the leaf certificate (DER)."""
+    import socket
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from nassl._nassl import OpenSSLError  # as chanscan/probes/tls.py catches it
+    from nassl.legacy_ssl_client import LegacySslClient
+    from nassl.ssl_client import OpenSslVerifyEnum, OpenSslVersionEnum
+
+    versions = {
+        "any": OpenSslVersionEnum.SSLV23,  # SSL 3.0 to TLS 1.2, the server picks
+        "SSL 3.0": OpenSslVersionEnum.SSLV3,
+        "TLS 1.0": OpenSslVersionEnum.TLSV1,
+        "TLS 1.1": OpenSslVersionEnum.TLSV1_1,
+        "TLS 1.2": OpenSslVersionEnum.TLSV1_2,
+    }
+    sock = socket.create_connection((address, port), timeout=timeout)
+    try:
+        client = LegacySslClient(
+            underlying_socket=cast(socket.socket, _OneRecordSocket(sock)),
+            ssl_version=versions[version],
+            ssl_verify=OpenSslVerifyEnum.NONE,
+        )
+        if server_name:
+            client.set_tlsext_host_name(server_name)
+        client.set_cipher_list("ALL:COMPLEMENTOFALL")
+        client.do_handshake()
+        chain = client.get_received_chain()
+        leaf = (
+            x509.load_pem_x509_certificate(chain[0].encode()).public_bytes(Encoding.DER)
+            if chain
+            else None
+        )
+        client.write(request)
+        data = bytearray()
+        while len(data) < MAX_HEAD + MAX_BODY:  # bounded; Connection: close ends it
+            try:
+                chunk = client.read(65536)
+            except (OSError, OpenSSLError):
+                # The end of the answer: EOF (nassl's IOError "peer closed") or the
+                # server's close_notify (SslError "Connection was shut down by peer").
+                break
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        sock.close()  # no close_notify: the server closes first (Connection: close)
+    return parse_response(bytes(data)), leaf

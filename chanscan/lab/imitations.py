@@ -44,6 +44,18 @@ ESXI_67 = vim.VimAbout(
     api_type="HostAgent",
     api_version="6.7.3",
 )
+# ESXi 5.5 GA (2013): the legacy TLS host of chanscan.lab.legacy_tls.
+ESXI_55 = vim.VimAbout(
+    name="VMware ESXi",
+    full_name="VMware ESXi 5.5.0 build-1331820",
+    vendor="VMware, Inc.",
+    version="5.5.0",
+    build="1331820",
+    os_type="vmnix-x86",
+    product_line_id="embeddedEsx",
+    api_type="HostAgent",
+    api_version="5.5",
+)
 ESXI_80 = vim.VimAbout(
     name="VMware ESXi",
     full_name="VMware ESXi 8.0.2 build-22380479",
@@ -173,11 +185,13 @@ def vsphere_sdk(
     *,
     refuse_sdk: bool = False,
     context: ssl.SSLContext | None = None,
+    tls: bool = True,
 ) -> Imitation:
     """An ESXi or vCenter ``/sdk`` answering RetrieveServiceContent without a session.
     ESXi imitations present the default self-signed certificate's OU. ``refuse_sdk``
     answers every SOAP call with a ServiceFault (as a locked-down or proxied /sdk
-    does), leaving only the namespace file."""
+    does), leaving only the namespace file. ``tls=False`` serves plaintext, for a
+    TLS front end of its own (chanscan.lab.legacy_tls)."""
     is_esxi = about.api_type == "HostAgent"
     log: list[Request] = []
     load = Load()
@@ -205,7 +219,7 @@ def vsphere_sdk(
         address,
         port,
         _http_handler(route, log, load),
-        ssl=ctx,
+        ssl=ctx if tls else None,
     )
     return Imitation(handle, log, load)
 

@@ -109,8 +109,11 @@ def start_sshd(
     *,
     legacy: bool = False,
     name: str | None = None,
+    version_addendum: bytes | None = None,
 ) -> SshdInfo:
-    """A real OpenSSH sshd with its own config and fresh host keys in a temp dir."""
+    """A real OpenSSH sshd with its own config and fresh host keys in a temp dir.
+    ``version_addendum`` is appended to its identification line as given, bytes that
+    are not ASCII included (sshd sends ``VersionAddendum`` verbatim)."""
     require_loopback(address)
     if not sshd_available():
         raise LabError(f"{SSHD} or {SSH_KEYGEN} not installed")
@@ -126,7 +129,10 @@ def start_sshd(
         _keygen(path, kind, bits)
         keys.append(path)
     cfg = tmp / "sshd_config"
-    cfg.write_text(_config_text(address, port, keys, LEGACY_SSHD if legacy else MODERN_SSHD))
+    text = _config_text(address, port, keys, LEGACY_SSHD if legacy else MODERN_SSHD).encode()
+    if version_addendum is not None:
+        text += b"VersionAddendum " + version_addendum + b"\n"
+    cfg.write_bytes(text)
     check = subprocess.run([SSHD, "-t", "-f", str(cfg)], capture_output=True, text=True, timeout=30)
     if check.returncode != 0:
         raise LabError(f"sshd rejected its config: {check.stderr.strip()[:500]}")
@@ -143,6 +149,15 @@ LEGACY_ASYNCSSH: dict[str, list[str]] = {
     "encryption_algs": ["arcfour256", "arcfour", "3des-cbc", "blowfish-cbc", "aes128-cbc"],
     "mac_algs": ["hmac-md5", "hmac-sha1-96", "umac-64@openssh.com", "hmac-sha1"],
     "compression_algs": ["zlib", "none"],
+}
+
+
+# A 2012-firmware BMC: nothing but the oldest algorithm of each kind (RFC 4253 6-8).
+BMC_ASYNCSSH: dict[str, list[str]] = {
+    "kex_algs": ["diffie-hellman-group1-sha1"],
+    "encryption_algs": ["3des-cbc"],
+    "mac_algs": ["hmac-md5"],
+    "compression_algs": ["none"],
 }
 
 
@@ -212,6 +227,20 @@ def start_legacy_asyncssh(lab: Lab, address: str, port: int = 22) -> Handle:
         algs=LEGACY_ASYNCSSH,
         password=True,
         kbdint=True,
+    )
+
+
+def start_bmc_asyncssh(lab: Lab, address: str, port: int = 22) -> Handle:
+    """An ancient BMC's SSH: diffie-hellman-group1-sha1, ssh-dss, 3des-cbc, hmac-md5
+    only, password authentication."""
+    return start_asyncssh(
+        lab,
+        address,
+        port,
+        name="asyncssh-bmc",
+        key_types=("ssh-dss",),
+        algs=BMC_ASYNCSSH,
+        password=True,
     )
 
 

@@ -36,20 +36,27 @@ def _rdp() -> Probe:
     return RdpProbe(tls_probe=rdp_tls)
 
 
+# One lock for every probe's build, not one per probe: the TLS and RDP probes import
+# the same sslyze modules, and two threads importing them at once can meet in
+# Python's per-module import locks the other way round, which the import system
+# reports as "_DeadlockError: deadlock detected by _ModuleLock(...)" (issue 12).
+_BUILD_LOCK = threading.Lock()
+
+
 class LazyProbe:
     """A probe whose module (sslyze, asyncssh: about 0.4 s of imports each) is imported
     on a worker thread when the first endpoint of its channel is probed, so a scan
-    pays only for the channels it finds and the trio loop is never blocked by it."""
+    pays only for the channels it finds and the trio loop is never blocked by it.
+    Builds run one at a time (:data:`_BUILD_LOCK`)."""
 
     def __init__(self, channel: Channel, build: Callable[[], Probe]) -> None:
         self.channel = channel
         self._build = build
-        self._lock = threading.Lock()
         self._probe: Probe | None = None
 
     def get(self) -> Probe:
         """Blocking: the real probe, built once (thread-safe)."""
-        with self._lock:
+        with _BUILD_LOCK:
             if self._probe is None:
                 self._probe = self._build()
             return self._probe

@@ -61,6 +61,17 @@ class ProbeContext(Protocol):
         """What discovery read from the server before sending anything (may be empty)."""
         ...
 
+    @property
+    def first_reply(self) -> bytes:
+        """What the server answered to discovery's sniff request (for TLS: its first
+        flight up to at least the record header; may be empty)."""
+        ...
+
+    def note_partial(self, observation: Observation) -> None:
+        """What the probe has measured so far: if the endpoint deadline ends the probe,
+        the row carries this (a partial row) rather than a bare timeout."""
+        ...
+
     def connection(self) -> AbstractAsyncContextManager[trio.SocketStream]:
         """Open a TCP connection to the endpoint inside the host and global budgets;
         counted in ``EndpointResult.connections``; closed on exit."""

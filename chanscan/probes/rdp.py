@@ -32,7 +32,7 @@ from chanscan.obs.rdp import RdpEncryption, RdpNegotiation, RdpObservation
 from chanscan.obs.tls import ProtocolSupport, TlsObservation
 from chanscan.probes import rdp_mcs as mcs
 from chanscan.probes import rdp_wire as w
-from chanscan.probes.base import Probe, ProbeContext, ScanOptions
+from chanscan.probes.base import Observation, Probe, ProbeContext, ScanOptions
 from chanscan.probes.tls_cert import certificate_checks
 
 T = TypeVar("T")
@@ -169,6 +169,13 @@ class RdpTlsContext:
     @property
     def banner(self) -> bytes:
         return b""
+
+    @property
+    def first_reply(self) -> bytes:
+        return b""  # discovery's answer was the X.224 confirm, not TLS
+
+    def note_partial(self, observation: Observation) -> None:
+        pass  # the RDP probe's row is an RdpObservation; a TLS part alone is not one
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[trio.SocketStream]:

@@ -22,6 +22,7 @@ from asyncssh.compression import get_compression_algs
 from asyncssh.encryption import get_encryption_algs
 from asyncssh.kex import get_kex_algs
 from asyncssh.mac import get_mac_algs
+from asyncssh.public_key import get_certificate_algs, get_public_key_algs
 
 from chanscan.errors import ConnectError, ProtocolError
 from chanscan.model import Channel
@@ -35,6 +36,7 @@ from chanscan.probes.ssh_wire import (
     NeedMore,
     SshHello,
     WireError,
+    escape,
     key_bits,
     parse_hello,
 )
@@ -53,11 +55,23 @@ def _names(algs: list[bytes]) -> list[str]:
     return [a.decode("ascii") for a in algs]
 
 
-def _client_algs() -> dict[str, list[str]]:
+def _kex_algs() -> list[str]:
     # Everything asyncssh implements except GSS-API kex (needs Kerberos, no host key):
-    # the point is to reach servers that only speak legacy algorithms.
+    # the point is to reach servers that only speak legacy algorithms (a BMC with
+    # diffie-hellman-group1-sha1 alone).
+    return _names([a for a in get_kex_algs() if not a.startswith(b"gss-")])
+
+
+def _host_key_algs(offered: tuple[str, ...]) -> list[str]:
+    """The server's host key algorithms that asyncssh implements (ssh-dss included,
+    which asyncssh's defaults leave out)."""
+    known = set(_names([*get_public_key_algs(), *get_certificate_algs()]))
+    return [a for a in offered if a in known]
+
+
+def _client_algs() -> dict[str, list[str]]:
     return {
-        "kex_algs": _names([a for a in get_kex_algs() if not a.startswith(b"gss-")]),
+        "kex_algs": _kex_algs(),
         "encryption_algs": _names(get_encryption_algs()),
         "mac_algs": _names(get_mac_algs()),
         "compression_algs": _names(get_compression_algs()),
@@ -107,6 +121,16 @@ class SshProbe:
         )
         if hello.kexinit is None:
             return replace(base, not_determined=("kexinit", "host_keys", "auth_methods"))
+        if not ident.ascii:
+            # asyncssh decodes the identification as ASCII and drops the connection
+            # otherwise; the exchange hash covers the line, so it cannot be rewritten
+            # on the way either. KEXINIT above is all we can see.
+            why = "asyncssh cannot read an identification that is not US-ASCII"
+            return replace(
+                base,
+                not_determined=("host_keys", "auth_methods"),
+                errors=(f"host_keys: {why}", f"auth_methods: {why}"),
+            )
         return await _client_checks(ctx, base, hello.kexinit)
 
 
@@ -123,7 +147,7 @@ async def read_hello(ctx: ProbeContext) -> SshHello:
                 if isinstance(res, SshHello):
                     return res
                 if isinstance(res, WireError):
-                    raise ProtocolError(f"not an SSH-2 server ({res.code}): {res.detail}")
+                    raise ProtocolError(wire_error_text(res))
                 assert isinstance(res, NeedMore)
                 if len(buf) > MAX_HELLO_BYTES:
                     raise ProtocolError("no KEXINIT within the size limit")
@@ -139,12 +163,21 @@ async def read_hello(ctx: ProbeContext) -> SshHello:
         raise ProtocolError(_closed_early(bytes(buf)))
 
 
+def wire_error_text(err: WireError) -> str:
+    """Name the cause in the server's own protocol: once a server has sent a valid
+    SSH identification, a broken packet is its SSH protocol error, not a sign of
+    another protocol."""
+    if err.after_id or err.code in ("id_too_long", "pre_banner_too_long"):
+        return f"SSH protocol error ({err.code}): {err.detail}"
+    return f"not an SSH-2 server ({err.code}): {err.detail}"
+
+
 def _closed_early(buf: bytes) -> str:
     if not buf:
         return "connection closed before the server's greeting"
     if buf.startswith(b"SSH-") or b"\nSSH-" in buf:
         return "connection closed before the server's KEXINIT"
-    first = buf.split(b"\n", 1)[0].rstrip(b"\r")[:80].decode("utf-8", errors="replace")
+    first = escape(buf.split(b"\n", 1)[0].rstrip(b"\r")[:80])
     return f"not an SSH-2 server: it sent {first!r}"
 
 
@@ -153,7 +186,7 @@ async def _client_checks(ctx: ProbeContext, base: SshObservation, kex: KexInit) 
     thunks: list[Callable[[], Awaitable[HostKey | str | tuple[str, ...]]]] = [
         partial(_host_key, ctx, alg) for alg in requests
     ]
-    thunks.append(partial(_auth_methods, ctx))
+    thunks.append(partial(_auth_methods, ctx, _host_key_algs(kex.host_key)))
     results = await ctx.gather(thunks)
     keys: list[HostKey] = []
     missing: list[str] = []
@@ -201,8 +234,16 @@ async def _host_key(ctx: ProbeContext, alg: str) -> HostKey | str:
 
     async def fetch() -> asyncssh.SSHKey | None:
         opts = await _options(ctx)
+        # get_server_host_key and get_server_auth_methods rebuild the options with
+        # their own kex_algs / server_host_key_algs arguments, whose default () means
+        # asyncssh's modern defaults: pass them, or a legacy-only server never matches.
         return await asyncssh.get_server_host_key(
-            ep.address, ep.port, server_host_key_algs=[alg], config=None, options=opts
+            ep.address,
+            ep.port,
+            kex_algs=_kex_algs(),
+            server_host_key_algs=[alg],
+            config=None,
+            options=opts,
         )
 
     try:
@@ -226,13 +267,19 @@ async def _host_key(ctx: ProbeContext, alg: str) -> HostKey | str:
     )
 
 
-async def _auth_methods(ctx: ProbeContext) -> tuple[str, ...] | str:
+async def _auth_methods(ctx: ProbeContext, host_key_algs: list[str]) -> tuple[str, ...] | str:
     ep = ctx.endpoint
 
     async def fetch() -> list[str]:
         opts = await _options(ctx)
         methods = await asyncssh.get_server_auth_methods(
-            ep.address, ep.port, ctx.options.ssh_user, config=None, options=opts
+            ep.address,
+            ep.port,
+            ctx.options.ssh_user,
+            kex_algs=_kex_algs(),
+            server_host_key_algs=host_key_algs or (),
+            config=None,
+            options=opts,
         )
         return list(methods)
 

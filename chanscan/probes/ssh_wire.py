@@ -7,7 +7,9 @@ beyond the buffer it was given. What it accepts is capped so that a hostile serv
 cannot make the scanner buffer without bound:
 
 * lines before the identification (RFC 4253 4.2 allows them): at most
-  :data:`MAX_PRE_BANNER_LINES` lines and :data:`MAX_PRE_BANNER_BYTES` bytes;
+  :data:`MAX_PRE_BANNER_LINES` lines and :data:`MAX_PRE_BANNER_BYTES` bytes (the
+  line cap is asyncssh's ``_MAX_BANNER_LINES``, so what we accept asyncssh accepts
+  too), each line at most :data:`MAX_PRE_BANNER_LINE` bytes;
 * the identification line: 255 characters including CR LF (RFC 4253 4.2);
 * a binary packet: :data:`MAX_PACKET` bytes (RFC 4253 6.1: implementations must
   handle 35000 bytes total; a KEXINIT is far smaller);
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from asyncssh.packet import (
     Boolean,
@@ -34,8 +36,9 @@ from asyncssh.packet import (
 from chanscan.obs.ssh import KexInit
 
 MAX_ID_LINE = 255  # RFC 4253 4.2, including CR LF
-MAX_PRE_BANNER_LINES = 32
-MAX_PRE_BANNER_BYTES = 8192
+MAX_PRE_BANNER_LINES = 1024
+MAX_PRE_BANNER_BYTES = 64 * 1024
+MAX_PRE_BANNER_LINE = 8192
 MAX_PACKET = 35000  # RFC 4253 6.1
 MAX_NAMELIST_BYTES = 8192
 MAX_NAMES = 256
@@ -61,10 +64,13 @@ NEED_MORE = NeedMore()
 
 @dataclass(frozen=True)
 class WireError:
-    """The bytes are not an SSH-2 greeting; ``code`` is stable, ``detail`` is for humans."""
+    """The bytes are not an SSH-2 greeting; ``code`` is stable, ``detail`` is for humans.
+    ``after_id``: the server had already sent a valid SSH identification, so the
+    error is in its SSH binary protocol, not a sign of another protocol."""
 
     code: str
     detail: str
+    after_id: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,7 @@ class Identification:
     product: str | None
     product_version: str | None
     pre_banner: tuple[str, ...] = ()
+    ascii: bool = True  # False: bytes outside US-ASCII, kept as \xNN in ``line``
 
 
 @dataclass(frozen=True)
@@ -106,41 +113,65 @@ def parse_identification(buf: bytes) -> IdResult:
     pos = 0
     pre: list[str] = []
     while True:  # bounded: each round consumes a line or returns
-        nl = buf.find(b"\n", pos, pos + MAX_PRE_BANNER_BYTES + 1)
+        nl = buf.find(b"\n", pos, pos + MAX_PRE_BANNER_LINE + 1)
         if nl < 0:
             rest = buf[pos:]
             if rest.startswith(b"SSH-") and len(rest) >= MAX_ID_LINE:
-                return WireError("id_too_long", f"identification longer than {MAX_ID_LINE}")
+                return WireError("id_too_long", _id_too_long(rest))
+            if len(rest) > MAX_PRE_BANNER_LINE:
+                return WireError(
+                    "pre_banner_too_long",
+                    f"a line before the identification is longer than {MAX_PRE_BANNER_LINE} bytes",
+                )
             if len(buf) > MAX_PRE_BANNER_BYTES:
-                return WireError("pre_banner_too_long", "no identification line in time")
+                return WireError("pre_banner_too_long", _pre_banner_cap(len(pre), pos))
             return NEED_MORE
         raw = buf[pos:nl]
         if raw.endswith(b"\r"):
             raw = raw[:-1]
         if raw.startswith(b"SSH-"):
             if nl + 1 - pos > MAX_ID_LINE:
-                return WireError("id_too_long", f"identification longer than {MAX_ID_LINE}")
+                return WireError("id_too_long", _id_too_long(raw))
             ident = _decode_id(raw, tuple(pre))
             if isinstance(ident, WireError):
                 return ident
             return ident, nl + 1
         pos = nl + 1
-        pre.append(raw.decode("utf-8", errors="replace"))
+        pre.append(escape(raw))
         if len(pre) > MAX_PRE_BANNER_LINES or pos > MAX_PRE_BANNER_BYTES:
-            return WireError("pre_banner_too_long", "too many lines before identification")
+            return WireError("pre_banner_too_long", _pre_banner_cap(len(pre), pos))
+
+
+def _pre_banner_cap(lines: int, size: int) -> str:
+    return (
+        f"no identification line within {MAX_PRE_BANNER_LINES} lines or "
+        f"{MAX_PRE_BANNER_BYTES // 1024} KiB before it (RFC 4253 4.2; the server sent "
+        f"{lines} lines, {size} bytes)"
+    )
+
+
+def _id_too_long(raw: bytes) -> str:
+    return (
+        f"identification line longer than {MAX_ID_LINE} bytes (RFC 4253 4.2): {escape(raw[:60])}..."
+    )
+
+
+def escape(raw: bytes) -> str:
+    """Text as sent: printable ASCII kept, every other byte as ``\\xNN`` (never U+FFFD,
+    so the report shows exactly which bytes the server sent)."""
+    return "".join(chr(b) if 0x20 <= b < 0x7F and b != 0x5C else f"\\x{b:02x}" for b in raw)
 
 
 def _decode_id(raw: bytes, pre: tuple[str, ...]) -> Identification | WireError:
-    try:
-        line = raw.decode("ascii")
-    except UnicodeDecodeError:
-        return WireError("id_not_ascii", "identification line is not US-ASCII")
-    if not line.isprintable():
+    if any(b < 0x20 or b == 0x7F for b in raw):
         return WireError("id_not_printable", "control characters in identification line")
+    # RFC 4253 4.2 asks for US-ASCII; real servers (a VersionAddendum with an accented
+    # name) send other bytes and OpenSSH still logs in: keep them, escaped.
+    line = escape(raw)
     head, _, comments = line.partition(" ")
     parts = head.split("-", 2)
     if len(parts) < 3 or not parts[1] or not parts[2]:
-        return WireError("id_malformed", f"not SSH-protoversion-softwareversion: {line!r}")
+        return WireError("id_malformed", f"not SSH-protoversion-softwareversion: {line[:80]!r}")
     product, version = parse_software(parts[2])
     return Identification(
         line=line,
@@ -150,6 +181,7 @@ def _decode_id(raw: bytes, pre: tuple[str, ...]) -> Identification | WireError:
         product=product,
         product_version=version,
         pre_banner=pre,
+        ascii=raw.isascii(),
     )
 
 
@@ -159,7 +191,10 @@ def parse_packet(buf: bytes) -> PacketResult:
         return NEED_MORE
     length = int.from_bytes(buf[:4], "big")
     if length > MAX_PACKET - 4:
-        return WireError("packet_too_long", f"packet length {length} > {MAX_PACKET - 4}")
+        return WireError(
+            "packet_too_long",
+            f"packet length {length} exceeds {MAX_PACKET} (RFC 4253 6.1)",
+        )
     if len(buf) < 5:
         return NEED_MORE
     padding = buf[4]
@@ -229,6 +264,13 @@ def parse_hello(buf: bytes) -> HelloResult:
     ident, pos = ident_res
     if ident.protocol_version.startswith("1.") and ident.protocol_version != "1.99":
         return SshHello(ident, None)
+    res = _first_kexinit(ident, buf, pos)
+    if isinstance(res, WireError):
+        return replace(res, after_id=True)
+    return res
+
+
+def _first_kexinit(ident: Identification, buf: bytes, pos: int) -> HelloResult:
     for _ in range(MAX_SKIPPED_PACKETS + 1):
         pkt_res = parse_packet(buf[pos:])
         if not isinstance(pkt_res, tuple):

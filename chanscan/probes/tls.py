@@ -38,7 +38,7 @@ from sslyze.plugins.openssl_cipher_suites._test_cipher_suite import CipherSuiteA
 from sslyze.plugins.scan_commands import ScanCommand
 from sslyze.server_connectivity import ServerConnectivityInfo, TlsVersionEnum
 
-from chanscan.errors import ProbeError, ProtocolError
+from chanscan.errors import ConnectError, ProbeError, ProtocolError
 from chanscan.model import Channel
 from chanscan.obs.tls import (
     CertificateChecks,
@@ -51,6 +51,15 @@ from chanscan.obs.tls import (
 from chanscan.probes import tls13_groups, tls_enum
 from chanscan.probes.base import ProbeContext
 from chanscan.probes.tls_cert import certificate_checks
+from chanscan.probes.tls_first import (
+    DEADLINE_ENDED,
+    FirstHandshake,
+    from_flight,
+    partial_observation,
+    size_limit_error,
+    too_large,
+    with_backoff,
+)
 from chanscan.probes.tls_jobs import (
     CommandOutcome,
     ConnectionCounter,
@@ -92,6 +101,7 @@ _MODERN_RANGE = ("TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3")
 # TLS record content types (RFC 8446 5.1; 20-24); SSL 2.0 replies start with 0x80+.
 _TLS_FIRST_BYTES = frozenset(range(20, 25)) | frozenset(range(0x80, 0x100))
 _MAX_PREFACE = 1024
+_RECORDED = 4096  # enough for a ServerHello and the header of the Certificate after it
 
 _QUICK_COMMANDS = (
     ScanCommand.HEARTBLEED,
@@ -104,7 +114,8 @@ _QUICK_COMMANDS = (
 
 class _Recorder(trio.abc.Stream):
     """Passes bytes through and keeps the first ones the server sent, to tell a TLS
-    alert from a plaintext answer when the handshake fails."""
+    alert from a plaintext answer when the handshake fails, and to say what the
+    server's plaintext first flight showed when it was too large to finish."""
 
     def __init__(self, inner: trio.abc.Stream) -> None:
         self.inner = inner
@@ -118,8 +129,8 @@ class _Recorder(trio.abc.Stream):
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
         data = await self.inner.receive_some(max_bytes)
-        if len(self.first) < 64:
-            self.first += bytes(data[: 64 - len(self.first)])
+        if len(self.first) < _RECORDED:
+            self.first += bytes(data[: _RECORDED - len(self.first)])
         return data
 
     async def aclose(self) -> None:
@@ -202,20 +213,35 @@ async def modern_handshake(
     ctx: ProbeContext, expect_preface: bool
 ) -> tuple[str | None, bytes | None]:
     """(negotiated version or None when the modern hello failed, the greeting line)."""
+    first, preface = await first_handshake(ctx, expect_preface)
+    return (None if first is None else first.version), preface
+
+
+async def first_handshake(
+    ctx: ProbeContext, expect_preface: bool
+) -> tuple[FirstHandshake | None, bytes | None]:
+    """The modern handshake: what it showed (None when it failed) and the greeting."""
     async with ctx.connection() as stream:
         preface = await _read_line(stream) if expect_preface else None
         rec = _Recorder(stream)
         tls = trio.SSLStream(rec, _modern_context(), server_hostname=ctx.endpoint.server_name)
         try:
             await tls.do_handshake()
-        except trio.BrokenResourceError:
+        except trio.BrokenResourceError as exc:
             if rec.first and rec.first[0] not in _TLS_FIRST_BYTES:
                 snippet = rec.first[:40].decode("ascii", "replace").splitlines()[0]
                 raise ProtocolError(
                     f"not TLS: the server answered in plaintext ({snippet!r})"
                 ) from None
+            if too_large(exc):
+                raise size_limit_error(rec.first) from None
             return None, preface
-        return _PY_VERSIONS.get(str(tls.version())), preface
+        version = _PY_VERSIONS.get(str(tls.version()))
+        if version is None:
+            return None, preface
+        cipher = tls.cipher()
+        leaf = tls.getpeercert(binary_form=True)
+        return FirstHandshake(version, cipher[0] if cipher else "", leaf), preface
 
 
 @dataclass
@@ -321,7 +347,21 @@ class TlsProbe:
     async def run(self, ctx: ProbeContext) -> TlsObservation:
         ep = ctx.endpoint
         expect_preface = self.channel is Channel.AUTHD or ctx.banner.startswith(b"220 ")
-        modern_version, preface = await modern_handshake(ctx, expect_preface)
+        # Discovery's hello may have had the server's only answer (a server that
+        # answers one handshake, then resets or sleeps): what it showed is kept.
+        sniffed = from_flight(ctx.first_reply)
+        if sniffed is not None:
+            ctx.note_partial(await partial_observation(ctx, sniffed, None, DEADLINE_ENDED))
+        try:
+            first, preface = await first_handshake(ctx, expect_preface)
+        except (ConnectError, OSError, trio.BrokenResourceError):
+            if sniffed is None:
+                raise
+            first, preface = None, None  # it answered discovery: see what sslyze gets
+        modern_version = None if first is None else first.version
+        if first is not None:
+            ctx.note_partial(await partial_observation(ctx, first, preface, DEADLINE_ENDED))
+        first = first or sniffed
         location, config = network_setup(ep, ctx.options, expect_preface=expect_preface)
         if self.opportunistic is not None:
             config = dataclasses.replace(config, tls_opportunistic_encryption=self.opportunistic)
@@ -329,7 +369,18 @@ class TlsProbe:
         try:
             info = await jobs.call_retry(connectivity, location, config)
         except JobFailed as exc:
-            raise ProtocolError(f"no TLS handshake succeeded: {exc}") from None
+            if first is None:
+                raise ProtocolError(f"no TLS handshake succeeded: {exc}") from None
+            # The server did answer our first handshake: back off and try again while
+            # the deadline allows; failing that, keep what that handshake showed.
+            retried = await with_backoff(
+                ctx, functools.partial(jobs.call, connectivity, location, config), JobFailed
+            )
+            if isinstance(retried, str):
+                return await partial_observation(
+                    ctx, first, preface, f"later connections failed: {exc}; {retried}"
+                )
+            info = retried
         web = not expect_preface and self.opportunistic is None
         got = _Collected(expect_preface=expect_preface)
         await self._collect(ctx, jobs, info, got, web)
