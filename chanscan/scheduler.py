@@ -318,11 +318,18 @@ async def _probe_and_fingerprint(
         except Exception as exc:
             gathered.append(exc)
 
+    # A host that serves one connection at a time (degraded, or --per-host 1) would
+    # hold its only slot on a fingerprint request that may sit unanswered for its whole
+    # bound while the probe waits: there the requests come after the probe, where an
+    # idle connection delays nothing of the channel's result.
+    serial = sched.host(ctx.endpoint.address).limiter.total_tokens <= 1
     async with trio.open_nursery() as nursery:
-        if fp is not None:
+        if fp is not None and not serial:
             nursery.start_soon(fingerprint_requests)
         if probe is not None:
             result = await _run_probe(ctx, probe, result)
+    if fp is not None and serial:
+        await fingerprint_requests()
     if fp is None or not gathered:
         return result
     platform: PlatformInfo | None

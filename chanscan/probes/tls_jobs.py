@@ -38,6 +38,7 @@ from sslyze.plugins.plugin_base import ScanJob, ScanJobResult
 from sslyze.plugins.robot import _robot_tester
 from sslyze.plugins.robot.implementation import RobotImplementation
 from sslyze.plugins.scan_commands import ScanCommand, ScanCommandsRepository
+from sslyze.plugins.session_renegotiation_plugin import SessionRenegotiationExtraArgument
 from sslyze.server_connectivity import (
     ServerConnectivityInfo,
     TlsVersionEnum,
@@ -58,6 +59,11 @@ _MAX_PREFACE = 1024
 # alone (see ``TlsProbe``); kept as the list of commands sslyze plans in several jobs.
 LONG_COMMANDS = (ScanCommand.ROBOT, ScanCommand.SESSION_RENEGOTIATION)
 ROBOT_ATTEMPTS = RobotImplementation._TEST_ATTEMPTS_NB
+# One accepted client-initiated renegotiation is the finding (the server lets a client
+# make it do handshakes on demand). sslyze's default of ten in a row only adds evidence
+# of missing rate limits, and a one-connection-at-a-time appliance (openssl s_server,
+# BMC-class stacks) stalls after each one: ~1 s apiece, on the critical path of a scan.
+CLIENT_RENEGOTIATIONS = 1
 
 
 class ConnectionCounter:
@@ -283,6 +289,10 @@ def command_jobs(
     extra: Any = None
     if command is ScanCommand.CERTIFICATE_INFO and ca_bundle is not None:
         extra = CertificateInfoExtraArgument(custom_ca_file=ca_bundle)
+    elif command is ScanCommand.SESSION_RENEGOTIATION:
+        extra = SessionRenegotiationExtraArgument(
+            client_renegotiation_attempts=CLIENT_RENEGOTIATIONS
+        )
     return list(impl.scan_jobs_for_scan_command(server_info, extra))
 
 
