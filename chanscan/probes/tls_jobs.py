@@ -10,8 +10,10 @@ time), inside one budget slot.
 Two private sslyze hooks are installed here (see ``install_hooks``), both covered by
 ``tests/test_sslyze_api.py``:
 
-* ``sslyze.connection_helpers.tls_connection._open_socket`` is wrapped to count every
-  TCP connection sslyze opens and, for ESXi authd (902), to read the plaintext
+* ``sslyze.connection_helpers.tls_connection._open_socket`` is wrapped to stop a job
+  whose endpoint deadline has passed before it connects again
+  (``workers.check_cancelled``), to count every TCP connection sslyze opens and, for
+  ESXi authd (902), to read the plaintext
   ``220 VMware Authentication Daemon`` line before the handshake starts.
 * ``SslConnection.__init__`` is wrapped so that a scan by IP address sends no SNI
   (RFC 6066 section 3 forbids IP literals in ``server_name``); sslyze itself always
@@ -49,6 +51,7 @@ from sslyze.server_setting import ServerNetworkConfiguration, ServerNetworkLocat
 from chanscan.model import Endpoint
 from chanscan.probes import tls_enum
 from chanscan.probes.base import ScanOptions
+from chanscan.workers import check_cancelled
 
 # The longest plaintext greeting we accept before TLS (authd's is ~150 bytes).
 _MAX_PREFACE = 1024
@@ -175,6 +178,9 @@ def _open_socket_hook(
     location: ServerNetworkLocation,
     timeout: int,
 ) -> socket.socket:
+    # The endpoint's deadline is a promise to the host: once it has cancelled this job's
+    # caller, no further connection is opened (every sslyze/nassl connect passes here).
+    check_cancelled()
     sock = original(location, timeout)
     config = _current.config
     if isinstance(config, ChanscanNetworkConfiguration):
