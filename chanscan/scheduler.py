@@ -12,25 +12,25 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import ipaddress
 import signal
 import socket
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 import trio
 
-from chanscan import __version__
 from chanscan.aiobridge import AsyncioBridge
+
+# Re-exported: the collector and the progress line lived here first.
+from chanscan.collector import ResultCollector as ResultCollector
+from chanscan.collector import now_rfc3339 as now_rfc3339
+from chanscan.collector import progress_printer as progress_printer
 from chanscan.config import PlannedTarget
 from chanscan.discovery import discover
 from chanscan.errors import ConnectError, ProbeError
 from chanscan.model import (
-    SCHEMA_ID,
     Channel,
     Endpoint,
     EndpointResult,
@@ -42,6 +42,7 @@ from chanscan.obs.rdp import RdpObservation
 from chanscan.obs.ssh import SshObservation
 from chanscan.obs.tls import TlsObservation
 from chanscan.probes.base import Observation, Probe, ProbeContext, ScanOptions
+from chanscan.sweep import DownLedger, RttEstimator, discovery_budget, raise_fd_limit
 from chanscan.workers import ThreadWorkers
 
 T = TypeVar("T")
@@ -56,46 +57,6 @@ class Fingerprinter(Protocol):
     def result(
         self, ctx: ProbeContext, observation: Observation | None, gathered: Any
     ) -> PlatformInfo | None: ...
-
-
-def now_rfc3339() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-class ResultCollector:
-    """Where results land as they complete; survives cancellation and Ctrl-C."""
-
-    def __init__(self, total: int = 0) -> None:
-        self.results: list[EndpointResult] = []
-        self.total = total
-        self.started_at = now_rfc3339()
-        self.interrupted = False
-        self.progress: Callable[[int, int], None] | None = None
-
-    def add(self, result: EndpointResult) -> None:
-        self.results.append(result)
-        if self.progress is not None:
-            self.progress(len(self.results), self.total)
-
-    def report(self, complete: bool, command: Sequence[str] = ()) -> ScanReport:
-        ordered = sorted(self.results, key=_sort_key)
-        return ScanReport(
-            schema=SCHEMA_ID,
-            tool_version=__version__,
-            complete=complete and not self.interrupted,
-            started_at=self.started_at,
-            finished_at=now_rfc3339(),
-            endpoints=tuple(ordered),
-            command=tuple(command),
-        )
-
-
-def _sort_key(r: EndpointResult) -> tuple[int, int, str, int]:
-    try:
-        ip = ipaddress.ip_address(r.address)
-        return (ip.version, int(ip), r.host, r.port)
-    except ValueError:
-        return (9, 0, r.host, r.port)
 
 
 # -- budgets --------------------------------------------------------------------------
@@ -116,6 +77,12 @@ class Scheduler:
         self.probes = probes
         self.fingerprint = fingerprint
         self.global_limiter = trio.CapacityLimiter(options.global_connections)
+        self.discovery_connections = discovery_budget(
+            options.discovery_connections, raise_fd_limit(), options.global_connections
+        )
+        self.discovery_limiter = trio.CapacityLimiter(self.discovery_connections)
+        self.rtt = RttEstimator(options.connect_timeout)
+        self.ledger = DownLedger()
         self._hosts: dict[str, _Host] = {}
         self.workers = ThreadWorkers(options.worker_threads)
         self.bridge = AsyncioBridge()
@@ -125,6 +92,11 @@ class Scheduler:
         if h is None:
             h = self._hosts[address] = _Host(self.options.per_host_connections)
         return h
+
+    def forget_host(self, address: str) -> None:
+        """Every endpoint of ``address`` is done: its budget goes (a /16 sweep keeps
+        state for the addresses in flight only)."""
+        self._hosts.pop(address, None)
 
     def close(self) -> None:
         self.workers.close()
@@ -139,6 +111,9 @@ class EndpointContext:
         self._endpoint = endpoint
         self.banner = banner
         self.connections = 0
+        # Set by the scheduler while discovery runs: its connects take the discovery
+        # budget and the measured-RTT timeout, and a host found down is not waited for.
+        self.discovering = False
 
     @property
     def endpoint(self) -> Endpoint:
@@ -156,24 +131,47 @@ class EndpointContext:
         # sit on a global slot that another host could use.
         borrower = object()
         host = self._sched.host(self._endpoint.address).limiter
+        common = self._sched.discovery_limiter if self.discovering else self._sched.global_limiter
         await host.acquire_on_behalf_of(borrower)
         try:
-            await self._sched.global_limiter.acquire_on_behalf_of(borrower)
+            await common.acquire_on_behalf_of(borrower)
             try:
                 yield
             finally:
-                self._sched.global_limiter.release_on_behalf_of(borrower)
+                common.release_on_behalf_of(borrower)
         finally:
             host.release_on_behalf_of(borrower)
+
+    async def _connect(self) -> trio.SocketStream:
+        ep = self._endpoint
+        if not self.discovering:
+            timeout = self.options.connect_timeout
+            with trio.move_on_after(timeout) as scope:
+                return await open_stream(ep.address, ep.port)
+            raise ConnectError("timeout", f"no TCP answer within {timeout:g}s")
+        if self._sched.ledger.is_down(ep.address):
+            raise ConnectError("down", "host down: no answer on its first ports")
+        rtt = self._sched.rtt
+        start = trio.current_time()
+        with trio.CancelScope(deadline=start + rtt.timeout()) as scope:
+            rtt.waiting(scope, start)
+            try:
+                stream = await open_stream(ep.address, ep.port)
+            except ConnectError as exc:
+                if exc.kind == "refused":  # a RST is an answer: its time counts
+                    rtt.sample(trio.current_time() - start)
+                raise
+            finally:
+                rtt.done(scope)
+            rtt.sample(trio.current_time() - start)
+            return stream
+        waited = trio.current_time() - start
+        raise ConnectError("timeout", f"no TCP answer within {waited:.2g}s")
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[trio.SocketStream]:
         async with self.budget():
-            timeout = self.options.connect_timeout
-            with trio.move_on_after(timeout) as scope:
-                stream = await open_stream(self._endpoint.address, self._endpoint.port)
-            if scope.cancelled_caught:
-                raise ConnectError("timeout", f"no TCP answer within {timeout:g}s")
+            stream = await self._connect()
             self.connections += 1
             try:
                 yield stream
@@ -347,7 +345,9 @@ async def scan_endpoint(sched: Scheduler, ep: Endpoint) -> EndpointResult:
     t0 = time.monotonic()
     result = _base_result(ep, Channel.UNKNOWN, Status.TIMEOUT, None)
     with trio.move_on_after(sched.options.endpoint_deadline) as scope:
+        ctx.discovering = True
         disc = await discover(ctx)
+        ctx.discovering = False
         result = replace(
             _base_result(
                 ep, disc.channel, disc.status, disc.detail if disc.status != Status.OK else None
@@ -459,7 +459,12 @@ async def scan_endpoints(
     """Scan every endpoint, results into ``collector``. At most a bounded number of
     endpoint tasks exist at once, so a /16 does not allocate a million tasks."""
     sched = Scheduler(options, probes, fingerprint)
-    in_flight = trio.Semaphore(max(16, options.global_connections * 4))
+    # Endpoint tasks at once: enough to keep the discovery budget busy while probes run.
+    in_flight = trio.Semaphore(max(16, sched.discovery_connections + options.global_connections))
+    # Endpoints not yet finished per address, so a host's state goes when it is done.
+    left: dict[str, int] = {}
+    for ep in endpoints:
+        left[ep.address] = left.get(ep.address, 0) + 1
     try:
         async with trio.open_nursery() as outer:
             outer.start_soon(_watch_sigterm, collector, outer.cancel_scope)
@@ -467,7 +472,15 @@ async def scan_endpoints(
 
                 async def run_one(ep: Endpoint) -> None:
                     try:
-                        collector.add(await scan_endpoint(sched, ep))
+                        result = await scan_endpoint(sched, ep)
+                        for row in sched.ledger.record(result):
+                            collector.add(row)
+                        left[ep.address] -= 1
+                        if not left[ep.address]:
+                            del left[ep.address]
+                            for row in sched.ledger.release(ep.address):
+                                collector.add(row)
+                            sched.forget_host(ep.address)
                     finally:
                         in_flight.release()
 
@@ -476,6 +489,9 @@ async def scan_endpoints(
                     nursery.start_soon(run_one, ep)
             outer.cancel_scope.cancel()
     finally:
+        for row in sched.ledger.finish():
+            collector.add(row)
+        collector.down_hosts = sched.ledger.down_hosts()
         sched.close()
 
 
@@ -522,18 +538,3 @@ async def probe_once(
     return replace(
         result, connections=ctx.connections, elapsed_ms=int((time.monotonic() - t0) * 1000)
     )
-
-
-def progress_printer(stream: Any = None) -> Callable[[int, int], None] | None:
-    """A one-line progress counter on stderr, only when stderr is a terminal."""
-    out = stream or sys.stderr
-    if not out.isatty():
-        return None
-
-    def show(done: int, total: int) -> None:
-        out.write(f"\rchanscan: {done}/{total} endpoints")
-        if done >= total:
-            out.write("\n")
-        out.flush()
-
-    return show
