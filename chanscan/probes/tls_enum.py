@@ -21,7 +21,7 @@ import contextlib
 import functools
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from nassl._nassl import OpenSSLError
@@ -305,10 +305,14 @@ def _bisect(
 
 
 def eliminate(
-    info: ServerConnectivityInfo, chain: Chain, max_picks: int | None = None
+    info: ServerConnectivityInfo,
+    chain: Chain,
+    max_picks: int | None = None,
+    on_pick: Callable[[CipherSuite], None] | None = None,
 ) -> ChainResult:
     """Blocking. Run ``chain`` until its handshake fails, or stop after ``max_picks``
-    accepted suites (the first phase stops at ``FIRST_PICKS`` to decide on splitting)."""
+    accepted suites (the first phase stops at ``FIRST_PICKS`` to decide on splitting).
+    ``on_pick`` hears of each accepted suite as it is picked (on this thread)."""
     remaining = list(chain.suites)
     accepted: list[CipherSuiteAcceptedByServer] = []
     handshakes = 0
@@ -397,6 +401,8 @@ def eliminate(
         accepted.append(
             CipherSuiteAcceptedByServer(cipher_suite=pick.suite, ephemeral_key=pick.ephemeral)
         )
+        if on_pick is not None:
+            on_pick(pick.suite)
         remaining.remove(pick.suite)
         if handshakes == 2 and len(accepted) == 2 and remaining:
             first, second = (a.cipher_suite for a in accepted)

@@ -36,6 +36,7 @@ from nassl.ssl_client import OpenSslVerifyEnum, OpenSslVersionEnum
 from sslyze.connection_helpers import tls_connection
 from sslyze.errors import ConnectionToServerFailed, TlsHandshakeTimedOut
 from sslyze.plugins.certificate_info.implementation import CertificateInfoExtraArgument
+from sslyze.plugins.openssl_cipher_suites.cipher_suites import CipherSuite
 from sslyze.plugins.plugin_base import ScanJob, ScanJobResult
 from sslyze.plugins.robot import _robot_tester
 from sslyze.plugins.robot.implementation import RobotImplementation
@@ -427,6 +428,12 @@ class RobotGate:
             self._run = run
             self._event.set()
 
+    def picked(self, suite: CipherSuite) -> None:
+        """One pick of a relevant chain, as soon as it is made (called on the trio
+        thread): an RSA key-exchange suite settles it without waiting for the chain."""
+        if suite.openssl_name in _rsa_kex_names():
+            self.decide(True)
+
     def first_phase(self, first: tls_enum.ChainResult) -> None:
         if accepts_rsa_kex([first]) or not first.finished:
             self.decide(True)
@@ -448,6 +455,23 @@ def robot_without_rsa(server_info: ServerConnectivityInfo) -> CommandOutcome:
         for _ in range(ROBOT_ATTEMPTS)
     ]
     return finish_command(server_info, ScanCommand.ROBOT, results, 0)
+
+
+def split_renegotiation(
+    server_info: ServerConnectivityInfo,
+) -> tuple[list[ScanJob], list[ScanJob]]:
+    """sslyze's renegotiation jobs as (those that only handshake, those that
+    renegotiate). Only the client-initiated renegotiation stalls a one-connection
+    server afterwards, so only it has to come last; the secure-renegotiation check is
+    one ordinary handshake that can run with everything else. An unexpected plan
+    (another sslyze) keeps every job for the end."""
+    jobs = command_jobs(server_info, ScanCommand.SESSION_RENEGOTIATION)
+    names = [getattr(j.function_to_call, "__name__", "") for j in jobs]
+    if sorted(names) != ["_test_client_renegotiation", "_test_secure_renegotiation"]:
+        return [], jobs
+    early = [j for j, n in zip(jobs, names, strict=True) if n == "_test_secure_renegotiation"]
+    late = [j for j, n in zip(jobs, names, strict=True) if n == "_test_client_renegotiation"]
+    return early, late
 
 
 def run_command(
