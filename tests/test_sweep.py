@@ -138,3 +138,17 @@ async def test_sweep_counts_a_silent_address_and_cuts_its_waits(lab: Lab) -> Non
     # Five silent connects at once, cut to the floor by the live host's RSTs; the
     # sixth port is not tried. Waiting the 2.5 s ceiling twice would take 5 s.
     assert took < 2.4, took
+
+
+def test_down_hosts_are_unprobed_for_the_exit_code() -> None:
+    from chanscan.exitcodes import ExitCode, Gate, exit_code
+    from chanscan.model import ScanReport
+    from chanscan.reports.options import RenderOptions
+    from chanscan.reports.table import headline
+
+    report = ScanReport(
+        "chanscan/1", "0", True, "t0", "t1", (), (), (DownHosts("192.0.2.0/24", 2, 20),)
+    )
+    assert exit_code(report, Gate()) is ExitCode.INCOMPLETE
+    assert exit_code(report, Gate(allow_unreachable=True)) is ExitCode.OK
+    assert "2 addresses down" in headline(report, RenderOptions())
