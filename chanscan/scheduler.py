@@ -15,7 +15,15 @@ import errno
 import signal
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from dataclasses import replace
 from typing import Any, Protocol, TypeVar
 
@@ -42,7 +50,13 @@ from chanscan.obs.rdp import RdpObservation
 from chanscan.obs.ssh import SshObservation
 from chanscan.obs.tls import TlsObservation
 from chanscan.probes.base import Observation, Probe, ProbeContext, ScanOptions
-from chanscan.sweep import DownLedger, RttEstimator, discovery_budget, raise_fd_limit
+from chanscan.sweep import (
+    DownLedger,
+    PlannedEndpoints,
+    RttEstimator,
+    discovery_budget,
+    raise_fd_limit,
+)
 from chanscan.workers import ThreadWorkers
 
 T = TypeVar("T")
@@ -383,9 +397,10 @@ async def _resolve(name: str) -> list[str]:
 
 async def resolve_targets(
     planned: Sequence[PlannedTarget], deadline: float = 10.0
-) -> tuple[list[Endpoint], list[EndpointResult]]:
+) -> tuple[PlannedEndpoints, list[EndpointResult]]:
     """Resolve every name once, concurrently. A name that does not resolve becomes an
-    error row per port (the scan of everything else goes on)."""
+    error row per port (the scan of everything else goes on). The endpoints are made
+    as the scan takes them (:class:`PlannedEndpoints`)."""
     names = sorted({p.host.name for p in planned if p.host.name})
     resolved: dict[str, list[str] | str] = {}
 
@@ -400,39 +415,29 @@ async def resolve_targets(
         async with trio.open_nursery() as nursery:
             for n in names:
                 nursery.start_soon(one, n)
-    endpoints: list[Endpoint] = []
     failed: list[EndpointResult] = []
-    seen: set[tuple[str, int]] = set()
+    addresses: dict[str, list[str]] = {}
+    for name, got in resolved.items():
+        if isinstance(got, list):
+            addresses[name] = got
     for p in planned:
-        if p.host.address is not None:
-            pairs = [(p.host.address, p.host.address)]
-        else:
-            assert p.host.name is not None
-            got = resolved[p.host.name]
-            if isinstance(got, str):
-                for port in p.ports:
-                    failed.append(
-                        EndpointResult(
-                            host=p.host.name,
-                            address="",
-                            port=port,
-                            channel=Channel.UNKNOWN,
-                            status=Status.ERROR,
-                            error=got,
-                            group=p.group,
-                            policy=p.policy,
-                            platform_hint=p.platform,
-                        )
-                    )
-                continue
-            pairs = [(p.host.name, a) for a in got]
-        for host, addr in pairs:
+        answer = resolved.get(p.host.name) if p.host.name is not None else None
+        if isinstance(answer, str):
             for port in p.ports:
-                if (addr, port) in seen:
-                    continue
-                seen.add((addr, port))
-                endpoints.append(Endpoint(host, addr, port, p.platform, p.policy, p.group))
-    return endpoints, failed
+                failed.append(
+                    EndpointResult(
+                        host=p.host.name or "",
+                        address="",
+                        port=port,
+                        channel=Channel.UNKNOWN,
+                        status=Status.ERROR,
+                        error=answer,
+                        group=p.group,
+                        policy=p.policy,
+                        platform_hint=p.platform,
+                    )
+                )
+    return PlannedEndpoints(planned, addresses), failed
 
 
 # -- the whole scan ------------------------------------------------------------------------
@@ -450,14 +455,15 @@ async def _watch_sigterm(collector: ResultCollector, cancel: trio.CancelScope) -
 
 
 async def scan_endpoints(
-    endpoints: Sequence[Endpoint],
+    endpoints: Iterable[Endpoint],
     options: ScanOptions,
     probes: Mapping[Channel, Probe],
     collector: ResultCollector,
     fingerprint: Fingerprinter | None = None,
 ) -> None:
     """Scan every endpoint, results into ``collector``. At most a bounded number of
-    endpoint tasks exist at once, so a /16 does not allocate a million tasks."""
+    endpoint tasks exist at once, so a /16 does not allocate a million tasks.
+    ``endpoints`` is iterated twice (a list, or :class:`PlannedEndpoints`)."""
     sched = Scheduler(options, probes, fingerprint)
     # Endpoint tasks at once: enough to keep the discovery budget busy while probes run.
     in_flight = trio.Semaphore(max(16, sched.discovery_connections + options.global_connections))

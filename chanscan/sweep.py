@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import ipaddress
 import resource
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import trio
 
-from chanscan.model import DownHosts, EndpointResult, Status
+from chanscan.config import PlannedTarget
+from chanscan.model import DownHosts, Endpoint, EndpointResult, Status
 
 # RFC 6298 section 2: alpha = 1/8, beta = 1/4, RTO = SRTT + max(G, K * RTTVAR), K = 4.
 _ALPHA = 0.125
@@ -201,3 +203,50 @@ def _net_key(net: str) -> tuple[int, int, str]:
         return (n.version, int(n.network_address), net)
     except ValueError:
         return (9, 0, net)
+
+
+class PlannedEndpoints:
+    """The endpoints of a plan, made one at a time as the scan takes them (a /16 of ten
+    management ports is 655,360 endpoints: held at once they alone would cost more than
+    the whole scan may). Re-iterable; ``len`` without making them. An address planned
+    more than once (overlapping targets, two names for one address) keeps each port
+    once, as the first target that named it."""
+
+    def __init__(self, planned: Sequence[PlannedTarget], resolved: Mapping[str, list[str]]) -> None:
+        self._planned = planned
+        self._resolved = resolved
+        ports_of: dict[str, int] = {}
+        repeated: dict[str, set[int]] = {}
+        for p in planned:
+            for _, addr in self._pairs(p):
+                if addr in ports_of:
+                    repeated.setdefault(addr, set())
+                ports_of[addr] = ports_of.get(addr, 0) + len(p.ports)
+        # Only addresses planned twice need their ports remembered while iterating.
+        for p in planned:
+            for _, addr in self._pairs(p):
+                if addr in repeated:
+                    repeated[addr].update(p.ports)
+        self._repeated = frozenset(repeated)
+        self._len = sum(ports_of[a] for a in ports_of if a not in repeated)
+        self._len += sum(len(ports) for ports in repeated.values())
+
+    def _pairs(self, p: PlannedTarget) -> list[tuple[str, str]]:
+        if p.host.address is not None:
+            return [(p.host.address, p.host.address)]
+        assert p.host.name is not None
+        return [(p.host.name, a) for a in self._resolved.get(p.host.name, ())]
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __iter__(self) -> Iterator[Endpoint]:
+        seen: set[tuple[str, int]] = set()
+        for p in self._planned:
+            for host, addr in self._pairs(p):
+                for port in p.ports:
+                    if addr in self._repeated:
+                        if (addr, port) in seen:
+                            continue
+                        seen.add((addr, port))
+                    yield Endpoint(host, addr, port, p.platform, p.policy, p.group)

@@ -3,6 +3,7 @@ measured round trips, and addresses that answer nothing counted per network."""
 
 from __future__ import annotations
 
+import itertools
 import resource
 
 import pytest
@@ -152,3 +153,24 @@ def test_down_hosts_are_unprobed_for_the_exit_code() -> None:
     assert exit_code(report, Gate()) is ExitCode.INCOMPLETE
     assert exit_code(report, Gate(allow_unreachable=True)) is ExitCode.OK
     assert "2 addresses down" in headline(report, RenderOptions())
+
+
+async def test_a_slash_16_plan_is_not_held_in_memory() -> None:
+    # Planning only: nothing is sent (RFC 5737 documentation addresses, and no scan).
+    from chanscan.config import inventory_from_args, parse_ports, plan
+    from chanscan.model import PlatformHint
+    from chanscan.scheduler import resolve_targets
+    from chanscan.sweep import PlannedEndpoints
+
+    ports = parse_ports("22,443,902", "-p")
+    inv = inventory_from_args(
+        ["198.51.100.0/24", "198.51.100.7", "203.0.113.0/16"], ports, PlatformHint.AUTO, "default"
+    )
+    endpoints, failed = await resolve_targets(plan(inv, max_hosts=70_000))
+    assert failed == [] and isinstance(endpoints, PlannedEndpoints)
+    # 203.0.113.0/16 is 65,536 addresses; .7 repeats an address of the /24 (kept once).
+    assert len(endpoints) == (256 + 65_536) * 3
+    first = list(itertools.islice(endpoints, 6))
+    assert [(e.address, e.port) for e in first[:3]] == [("198.51.100.0", p) for p in ports]
+    pairs = {(e.address, e.port) for e in endpoints if e.address.startswith("198.51.100.")}
+    assert len(pairs) == 256 * 3
