@@ -31,11 +31,9 @@ from typing import Any, TypeVar
 import trio
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from nassl._nassl import OpenSSLError
 from nassl.ssl_client import ClientCertificateRequested
 from sslyze.connection_helpers.opportunistic_tls_helpers import ProtocolWithOpportunisticTlsEnum
 from sslyze.errors import ConnectionToServerFailed, TlsHandshakeFailed
-from sslyze.plugins.openssl_cipher_suites._test_cipher_suite import CipherSuiteAcceptedByServer
 from sslyze.plugins.openssl_cipher_suites.cipher_suites import CipherSuite
 from sslyze.plugins.scan_commands import ScanCommand
 from sslyze.server_connectivity import ServerConnectivityInfo, TlsVersionEnum
@@ -52,6 +50,7 @@ from chanscan.obs.tls import (
 )
 from chanscan.probes import tls_enum
 from chanscan.probes.base import ProbeContext
+from chanscan.probes.sslyze_adapter import CipherSuiteAcceptedByServer, OpenSSLError
 from chanscan.probes.tls_cert import certificate_checks
 from chanscan.probes.tls_jobs import (
     CommandOutcome,
