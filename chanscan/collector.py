@@ -27,11 +27,20 @@ class ResultCollector:
         self.interrupted = False
         self.progress: Callable[[int, int], None] | None = None
         self.down_hosts: tuple[DownHosts, ...] = ()
+        self.done = 0  # endpoints finished, listed or not (a down host's are counted)
 
-    def add(self, result: EndpointResult) -> None:
+    def add(self, result: EndpointResult, finished: bool = True) -> None:
+        """A row; ``finished=False`` when its endpoint was already counted by
+        :meth:`finished` (rows held back until their host answered)."""
         self.results.append(result)
+        if finished:
+            self.finished()
+
+    def finished(self) -> None:
+        """One endpoint done, whether it left a row or was counted as down."""
+        self.done += 1
         if self.progress is not None:
-            self.progress(len(self.results), self.total)
+            self.progress(self.done, self.total)
 
     def report(self, complete: bool, command: Sequence[str] = ()) -> ScanReport:
         ordered = sorted(self.results, key=_sort_key)

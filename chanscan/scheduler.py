@@ -480,13 +480,14 @@ async def scan_endpoints(
                     try:
                         result = await scan_endpoint(sched, ep)
                         for row in sched.ledger.record(result):
-                            collector.add(row)
+                            collector.add(row, finished=False)
                         left[ep.address] -= 1
                         if not left[ep.address]:
                             del left[ep.address]
                             for row in sched.ledger.release(ep.address):
-                                collector.add(row)
+                                collector.add(row, finished=False)
                             sched.forget_host(ep.address)
+                        collector.finished()
                     finally:
                         in_flight.release()
 
@@ -496,7 +497,7 @@ async def scan_endpoints(
             outer.cancel_scope.cancel()
     finally:
         for row in sched.ledger.finish():
-            collector.add(row)
+            collector.add(row, finished=False)
         collector.down_hosts = sched.ledger.down_hosts()
         sched.close()
 

@@ -174,3 +174,17 @@ async def test_a_slash_16_plan_is_not_held_in_memory() -> None:
     assert [(e.address, e.port) for e in first[:3]] == [("198.51.100.0", p) for p in ports]
     pairs = {(e.address, e.port) for e in endpoints if e.address.startswith("198.51.100.")}
     assert len(pairs) == 256 * 3
+
+
+async def test_progress_counts_endpoints_of_down_hosts_too(lab: Lab) -> None:
+    dead_ports = [free_port(DEAD) for _ in range(4)]
+    for p in dead_ports:
+        lab.filtered(DEAD, p)
+    closed = free_port(LIVE)
+    endpoints = [Endpoint(LIVE, LIVE, closed), *(Endpoint(DEAD, DEAD, p) for p in dead_ports)]
+    seen: list[tuple[int, int]] = []
+    collector = ResultCollector(total=len(endpoints))
+    collector.progress = lambda done, total: seen.append((done, total))
+    await scan_endpoints(endpoints, ScanOptions(connect_timeout=1.0), {}, collector)
+    assert len(collector.results) == 1 and collector.down_hosts[0].hosts == 1
+    assert seen[-1] == (5, 5) and [d for d, _ in seen] == [1, 2, 3, 4, 5]
