@@ -23,8 +23,9 @@ from tests._tls_lab import NAME, start_openssl
 FRONT = "127.83.1.1"
 BACK = "127.83.1.2"
 # A connection the worker thread had already begun when the flag was set may still
-# arrive; anything later than this after the deadline is a broken promise.
-GRACE = 0.25
+# arrive, and a busy relay loop records an accept late; anything later than this after
+# the deadline is a broken promise.
+GRACE = 0.5
 
 
 @pytest.mark.needs_openssl
@@ -47,7 +48,7 @@ async def test_no_connection_after_the_endpoint_deadline(lab: Lab) -> None:
         Endpoint(FRONT, FRONT, port), TlsProbe(), ScanOptions(endpoint_deadline=deadline)
     )
     assert result.status is Status.TIMEOUT, result
-    await trio.sleep(1.0)  # what a job that kept going would connect meanwhile
+    await trio.sleep(1.5)  # what a job that kept going would connect meanwhile
     before = counter.accepted_after(FRONT, port, 0.0) - counter.accepted_after(
         FRONT, port, started + deadline
     )
