@@ -13,17 +13,20 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from benchmarks import coverage, report
+from benchmarks import coverage, netns_sweep, report
 from benchmarks.fleet import FRONT_NET, Fleet, FleetEndpoint, start_fleet, start_tarpits
 from benchmarks.measure import Run, round_order, run_child, summarise
 from benchmarks.peers import PEERS, Invocation, ScanSettings, chanscan_cmd, ensure_peers, versions
 from benchmarks.scaling import SIZES, SMOKE_SIZES, run_scaling
 from benchmarks.sweep import run_sweep
+from benchmarks.wan import run_wan
 from chanscan.lab import Lab
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TOOL_TIMEOUT = 600.0
 TARPIT_DEADLINE = 10.0  # chanscan --timeout in the tarpit scenario
+SCENARIOS = ("fleet", "tarpit", "sweep", "wan", "netns-sweep", "scaling")
+SMOKE_SCENARIOS = ("fleet", "scaling")
 
 
 def log(msg: str) -> None:
@@ -199,8 +202,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="where latest.json/.md go (default benchmarks/results, smoke: results/smoke)",
     )
     p.add_argument("--no-install", action="store_true", help="skip missing peers")
+    p.add_argument(
+        "--scenarios",
+        default=None,
+        help=f"comma-separated subset of {','.join(SCENARIOS)} (default: all; smoke: "
+        f"{','.join(SMOKE_SCENARIOS)})",
+    )
+    p.add_argument("--wan-rounds", type=int, default=1, help="rounds of each WAN RTT (default 1)")
     args = p.parse_args(argv)
     rounds = 1 if args.smoke else max(1, args.rounds)
+    chosen = SMOKE_SCENARIOS if args.smoke else SCENARIOS
+    if args.scenarios:
+        chosen = tuple(x.strip() for x in args.scenarios.split(",") if x.strip())
+        unknown = sorted(set(chosen) - set(SCENARIOS))
+        if unknown:
+            p.error(f"--scenarios: unknown {', '.join(unknown)}")
     if args.out is None:
         # A smoke run (CI) must never overwrite the published full-run table.
         args.out = RESULTS / "smoke" if args.smoke else RESULTS
@@ -212,6 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "mode": "smoke" if args.smoke else "full",
         "rounds": rounds,
+        "scenarios": list(chosen),
         "machine": machine(),
         "skipped": list(skipped),
     }
@@ -222,13 +239,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         doc["skipped"] += fleet.skipped
         hosts = tuple(f"{FRONT_NET}{i}" for i in range(1, fleet.host_count + 1))
         settings = ScanSettings(scan_hosts=hosts)
-        doc["fleet"] = run_fleet(fleet, work, rounds, settings)
-        if not args.smoke:
+        if "fleet" in chosen:
+            doc["fleet"] = run_fleet(fleet, work, rounds, settings)
+        if "tarpit" in chosen:
             doc["tarpit"] = run_tarpit(lab, fleet, work)
+        if "sweep" in chosen:
             log("sweep of 127.61.0.0/24")
             doc["sweep"] = run_sweep(lab, work)
-        log("scaling")
-        doc["scaling"] = run_scaling(lab, work, SMOKE_SIZES if args.smoke else SIZES)
+        if "wan" in chosen:
+            log("WAN: the fleet behind delaying relays")
+            doc["wan"] = run_wan(lab, fleet, work, max(1, args.wan_rounds), run_fleet)
+        if "netns-sweep" in chosen:
+            log(f"sparse sweep of {netns_sweep.NETWORK} in a network namespace")
+            doc["netns_sweep"] = netns_sweep.run(work / "netns", rounds=1)
+            if "skipped" in doc["netns_sweep"]:
+                log(f"skipped: sparse sweep: {doc['netns_sweep']['skipped']}")
+        if "scaling" in chosen:
+            log("scaling")
+            doc["scaling"] = run_scaling(lab, work, SMOKE_SIZES if args.smoke else SIZES)
     doc["elapsed_s"] = round(time.monotonic() - t0, 1)
     doc["targets"] = report.targets(doc)
     paths = report.write(doc, args.out)

@@ -14,6 +14,7 @@ import importlib.util
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,24 +54,35 @@ class FleetEndpoint:
 
 @dataclass
 class Counter:
-    """Accepted connections per (address, port), updated on the lab loop thread."""
+    """Accepted connections per (address, port), updated on the lab loop thread, with
+    the monotonic time of each accept (to tell connections made after a deadline)."""
 
     counts: dict[tuple[str, int], int] = field(default_factory=dict)
+    times: dict[tuple[str, int], list[float]] = field(default_factory=dict)
 
     def hit(self, address: str, port: int) -> None:
         key = (address, port)
         self.counts[key] = self.counts.get(key, 0) + 1
+        self.times.setdefault(key, []).append(time.monotonic())
 
     def reset(self) -> None:
         self.counts.clear()
+        self.times.clear()
 
     def snapshot(self) -> dict[tuple[str, int], int]:
         return dict(self.counts)
 
+    def accepted_after(self, address: str, port: int, moment: float) -> int:
+        """Connections accepted after ``moment`` (``time.monotonic()``)."""
+        return sum(1 for t in self.times.get((address, port), ()) if t > moment)
 
-async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+
+async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, delay: float = 0.0) -> None:
     # Half-close is relayed (write_eof) instead of closing: sslyze and nmap both read a
     # server's last alert after they stop sending.
+    if delay > 0:
+        await _delayed_pipe(src, dst, delay)
+        return
     try:
         while data := await src.read(65536):
             dst.write(data)
@@ -81,21 +93,63 @@ async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
         dst.transport.abort()
 
 
+async def _delayed_pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, delay: float) -> None:
+    """A link with a one-way delay: each chunk (and the final EOF) is delivered
+    ``delay`` seconds after it arrived, chunks in order, reading never paused (a WAN
+    link keeps carrying bytes while earlier ones are in flight)."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+    async def deliver() -> None:
+        while True:  # ends at the EOF marker (b"")
+            due, data = await queue.get()
+            wait = due - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            if not data:
+                if dst.can_write_eof():
+                    dst.write_eof()
+                return
+            dst.write(data)
+            await dst.drain()
+
+    sender = asyncio.ensure_future(deliver())
+    try:
+        while data := await src.read(65536):
+            queue.put_nowait((loop.time() + delay, data))
+        queue.put_nowait((loop.time() + delay, b""))
+        await sender
+    except OSError:
+        dst.transport.abort()
+    finally:
+        sender.cancel()
+
+
 def counting_proxy(
-    lab: Lab, counter: Counter, address: str, port: int, backend: tuple[str, int]
+    lab: Lab,
+    counter: Counter,
+    address: str,
+    port: int,
+    backend: tuple[str, int],
+    delay: float = 0.0,
 ) -> Handle:
-    """A TCP relay on ``address:port`` to ``backend`` that counts accepted connections."""
+    """A TCP relay on ``address:port`` to ``backend`` that counts accepted connections.
+    ``delay``: one-way delay in seconds, both directions (RTT = 2 x delay on top of
+    loopback), plus one RTT for the connect to the backend as a real link would add
+    to the TCP handshake."""
     require_loopback(address)
     require_loopback(backend[0])
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         counter.hit(address, port)
         try:
+            if delay > 0:
+                await asyncio.sleep(2 * delay)  # the TCP handshake's round trip
             up_reader, up_writer = await asyncio.wait_for(asyncio.open_connection(*backend), 10)
         except (OSError, TimeoutError):
             return
         try:
-            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+            await asyncio.gather(_pipe(reader, up_writer, delay), _pipe(up_reader, writer, delay))
         finally:
             up_writer.close()
 

@@ -13,6 +13,7 @@ RSS_LIMIT_MIB = 150.0
 WALL_FACTOR = 5.0  # chanscan <= 1/5 of sslyze + ssh-audit
 CONN_FACTOR = 8.0  # chanscan <= 1/8 of sslyze's connections per TLS endpoint
 SWEEP_FACTOR = 1.5  # sweep <= 1.5 x connect deadline
+WAN_FACTOR = 0.15  # at 20 ms RTT chanscan <= 0.15 x (sslyze + ssh-audit)
 
 
 def _target(tid: str, text: str, met: bool | None, detail: str) -> dict[str, Any]:
@@ -137,7 +138,55 @@ def targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
         )
     else:
         out.append(_target("scaling", "memory sub-linear 100 -> 1,000", None, "not run (smoke)"))
+    out.append(_wan_target(doc))
+    out.append(_netns_target(doc))
     return out
+
+
+def _wan_target(doc: dict[str, Any]) -> dict[str, Any]:
+    from benchmarks.wan import ratio
+
+    text = "fleet scan at 20 ms RTT in at most 0.15 x sslyze + ssh-audit's wall time"
+    runs = doc.get("wan", {})
+    got = {rtt: ratio(r) for rtt, r in runs.items()}
+    if got.get("20") is None:
+        return _target("wan", text, None, "not run")
+    detail = "; ".join(
+        f"{rtt} ms: chanscan {r[0]:.2f}s vs {r[1]:.2f}s = {r[2]:.2f}x"
+        for rtt, r in got.items()
+        if r is not None
+    )
+    r20 = got["20"]
+    assert r20 is not None
+    return _target("wan", text, r20[2] <= WAN_FACTOR, detail + f" (needs <= {WAN_FACTOR:g}x)")
+
+
+def _netns_target(doc: dict[str, Any]) -> dict[str, Any]:
+    text = (
+        "sparse /22 x 10 sweep (94 % dropped) with default options no slower than "
+        "nmap -sT -T4 --min-rate 2000, every live port found and probed, RSS <= 150 MiB"
+    )
+    ns = doc.get("netns_sweep")
+    if not ns:
+        return _target("netns-sweep", text, None, "not run")
+    if "skipped" in ns:
+        return _target("netns-sweep", text, None, f"skipped: {ns['skipped']}")
+    cs, nm = ns["runs"]["chanscan"], ns["runs"]["nmap"]
+    wall_cs = sorted(r["wall_s"] for r in cs)[len(cs) // 2]
+    wall_nm = sorted(r["wall_s"] for r in nm)[len(nm) // 2]
+    rss = max(r["rss_mib"] for r in cs)
+    found = ns["found"].get("chanscan", {})
+    missed = ns["missed"].get("chanscan", ["not measured"])
+    probed = found.get("probed", 0)
+    met = wall_cs <= wall_nm and rss <= RSS_LIMIT_MIB and not missed
+    met = met and probed >= ns["expected_open"]
+    detail = (
+        f"chanscan {wall_cs:.1f}s vs nmap {wall_nm:.1f}s ({wall_cs / wall_nm:.2f}x); "
+        f"{probed}/{ns['expected_open']} live ports probed, {len(missed)} missed; "
+        f"{rss:.0f} MiB; {found.get('rows', '-')} rows + {found.get('down_hosts', '-')} "
+        f"down hosts counted; JSON {found.get('json_bytes', 0) / 1e6:.2f} MB"
+    )
+    return _target("netns-sweep", text, met, detail)
 
 
 def _f(x: float | None, fmt: str = ".2f") -> str:
@@ -299,6 +348,52 @@ def sweep_table(doc: dict[str, Any]) -> str:
     return tabulate(rows, head, tablefmt="github")
 
 
+def wan_table(doc: dict[str, Any]) -> str:
+    rows = []
+    for rtt, run in doc.get("wan", {}).items():
+        for name, t in run.get("tools", {}).items():
+            rows.append(
+                [
+                    rtt,
+                    name,
+                    _f(t["wall_median_s"]),
+                    _f(t.get("tls_conns_per_endpoint"), ".1f"),
+                    _f(t.get("ssh_conns_per_endpoint"), ".1f"),
+                    ",".join(map(str, t["returncodes"])),
+                ]
+            )
+    if not rows:
+        return "not run"
+    head = ["RTT ms", "tool", "wall median s", "conns/TLS ep", "conns/SSH ep", "exit codes"]
+    return tabulate(rows, head, tablefmt="github")
+
+
+def netns_table(doc: dict[str, Any]) -> str:
+    ns = doc.get("netns_sweep")
+    if not ns:
+        return "not run"
+    if "skipped" in ns:
+        return f"skipped: {ns['skipped']}"
+    rows = []
+    for tool, runs in ns["runs"].items():
+        found = ns["found"].get(tool, {})
+        for r in runs:
+            rows.append(
+                [
+                    tool,
+                    _f(r["wall_s"]),
+                    _f(r["cpu_s"]),
+                    f"{r['rss_mib']:.0f}",
+                    r["rc"],
+                    found.get("rows", "-"),
+                    found.get("down_hosts", "-"),
+                    len(ns["missed"].get(tool, [])),
+                ]
+            )
+    head = ["tool", "wall s", "CPU s", "RSS MiB", "rc", "rows", "down hosts", "live missed"]
+    return tabulate(rows, head, tablefmt="github")
+
+
 def machine_line(doc: dict[str, Any]) -> str:
     m = doc["machine"]
     v = m["versions"]
@@ -353,6 +448,14 @@ def markdown(doc: dict[str, Any]) -> str:
         "## Scaling: synthetic SSH KEXINIT endpoints",
         "",
         scaling_table(doc),
+        "",
+        "## WAN: the fleet behind relays that delay each chunk (one run, tools alternated)",
+        "",
+        wan_table(doc),
+        "",
+        "## Sparse sweep in a network namespace (127.1.0.0/22 x 10 ports, 94 % dropped)",
+        "",
+        netns_table(doc),
         "",
     ]
     if doc.get("skipped"):

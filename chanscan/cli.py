@@ -175,7 +175,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--per-host", type=_positive_int, default=5, help="connections per host (default 5)"
     )
     scan.add_argument(
-        "--concurrency", type=_positive_int, default=64, help="connections in all (default 64)"
+        "--concurrency",
+        type=_positive_int,
+        default=64,
+        help="probe connections in all (default 64)",
+    )
+    scan.add_argument(
+        "--discovery-concurrency",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="discovery connects at once (default: sized from the open-files limit, at most 2048)",
     )
     _add_dask_args(scan)
     _add_output_args(scan)

@@ -93,6 +93,7 @@ def scan_options(args: argparse.Namespace) -> ScanOptions:
         endpoint_deadline=args.timeout,
         per_host_connections=args.per_host,
         global_connections=args.concurrency,
+        discovery_connections=args.discovery_concurrency or 0,
         ca_bundle=args.ca_bundle,
     )
 

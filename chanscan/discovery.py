@@ -168,7 +168,7 @@ async def discover(ctx: ProbeContext) -> Discovery:
     except ConnectError as exc:
         if exc.kind == "refused":
             return Discovery(Status.CLOSED, detail=str(exc))
-        if exc.kind == "timeout":
+        if exc.kind in ("timeout", "down"):  # down: its host answered nothing so far
             return Discovery(Status.FILTERED, detail=str(exc))
         return Discovery(Status.ERROR, detail=str(exc))
     except (trio.BrokenResourceError, OSError) as exc:

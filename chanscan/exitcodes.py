@@ -43,6 +43,7 @@ def exit_code(report: ScanReport, gate: Gate, regressed: bool = False) -> ExitCo
         return ExitCode.GATE_FAILED
     if not report.complete:
         return ExitCode.INCOMPLETE
-    if not gate.allow_unreachable and unprobed(report):
+    # Addresses that answered nothing (counted in down_hosts, no rows) are unprobed too.
+    if not gate.allow_unreachable and (unprobed(report) or report.down_hosts):
         return ExitCode.INCOMPLETE
     return ExitCode.OK

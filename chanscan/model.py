@@ -196,6 +196,16 @@ class HostResult:
 
 
 @dataclass(frozen=True)
+class DownHosts:
+    """Hosts of one network that answered nothing (no SYN-ACK, no RST) on their first
+    ports: counted here instead of one "filtered" row per port."""
+
+    network: str  # the /24 (IPv4) or /64 (IPv6) the hosts are in
+    hosts: int
+    ports: int  # their endpoints: tried without an answer, or not tried once down
+
+
+@dataclass(frozen=True)
 class ScanReport:
     schema: str
     tool_version: str
@@ -204,4 +214,5 @@ class ScanReport:
     finished_at: str
     endpoints: tuple[EndpointResult, ...]
     command: tuple[str, ...] = ()
+    down_hosts: tuple[DownHosts, ...] = ()
     hosts: tuple[HostResult, ...] = ()  # filled by assess; empty in a raw scan

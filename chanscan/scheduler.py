@@ -12,25 +12,34 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import ipaddress
 import signal
 import socket
-import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 import trio
 
-from chanscan import __version__
 from chanscan.aiobridge import AsyncioBridge
+
+# Re-exported: the collector and the progress line lived here first.
+from chanscan.collector import ResultCollector as ResultCollector
+from chanscan.collector import clock
+from chanscan.collector import now_rfc3339 as now_rfc3339
+from chanscan.collector import progress_printer as progress_printer
 from chanscan.config import PlannedTarget
 from chanscan.discovery import discover
 from chanscan.errors import ConnectError, ProbeError, ScopeError
 from chanscan.model import (
-    SCHEMA_ID,
     Channel,
     Endpoint,
     EndpointResult,
@@ -42,6 +51,13 @@ from chanscan.obs.rdp import RdpObservation
 from chanscan.obs.ssh import SshObservation
 from chanscan.obs.tls import TlsObservation
 from chanscan.probes.base import Observation, Probe, ProbeContext, ScanOptions
+from chanscan.sweep import (
+    DownLedger,
+    PlannedEndpoints,
+    RttEstimator,
+    discovery_budget,
+    raise_fd_limit,
+)
 from chanscan.workers import ThreadWorkers
 
 T = TypeVar("T")
@@ -56,103 +72,6 @@ class Fingerprinter(Protocol):
     def result(
         self, ctx: ProbeContext, observation: Observation | None, gathered: Any
     ) -> PlatformInfo | None: ...
-
-
-def now_rfc3339() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-# (done, total, what it waits on when nothing completed for a while, or None)
-Progress = Callable[[int, int, "str | None"], None]
-STALL_SECONDS = 3.0  # no completion for this long: the progress line names the wait
-
-
-class ResultCollector:
-    """Where results land as they complete; survives cancellation and Ctrl-C. It also
-    knows which endpoints are in flight, so an interrupted scan writes them as
-    ``interrupted`` rows instead of dropping them."""
-
-    def __init__(self, total: int = 0) -> None:
-        self.results: list[EndpointResult] = []
-        self.total = total
-        self.started_at = now_rfc3339()
-        self.interrupted = False
-        self.progress: Progress | None = None
-        # Called once, at once, from the event loop when SIGINT/SIGTERM arrives.
-        self.on_interrupt: Callable[[str], None] | None = None
-        self.in_flight: dict[tuple[str, int], tuple[Endpoint, float]] = {}
-        self.last_done = 0.0  # trio clock of the last completion (or of the start)
-        # Things the operator should hear before the scan runs (e.g. a name that lost
-        # addresses to an exclude); the CLI prints them to stderr.
-        self.on_note: Callable[[str], None] | None = None
-
-    def start(self, ep: Endpoint) -> None:
-        self.in_flight[(ep.address, ep.port)] = (ep, _clock())
-
-    def note(self, text: str) -> None:
-        if self.on_note is not None:
-            self.on_note(text)
-
-    def add(self, result: EndpointResult) -> None:
-        self.in_flight.pop((result.address, result.port), None)
-        self.results.append(result)
-        self.last_done = _clock()
-        if self.progress is not None:
-            self.progress(len(self.results), self.total, None)
-
-    def waiting_on(self, now: float) -> str | None:
-        """ "waiting on 192.0.2.20:443, 11 s" once nothing completed for a while."""
-        if not self.in_flight or now - self.last_done < STALL_SECONDS:
-            return None
-        ep, since = min(self.in_flight.values(), key=lambda v: v[1])
-        others = len(self.in_flight) - 1
-        host = f"[{ep.address}]" if ":" in ep.address else ep.address
-        more = f" (+{others} more)" if others else ""
-        return f"waiting on {host}:{ep.port}{more}, {now - since:.0f} s"
-
-    def interrupt_in_flight(self, now: float) -> None:
-        """Every endpoint still in flight becomes an ``interrupted`` row."""
-        for ep, since in list(self.in_flight.values()):
-            self.results.append(
-                replace(
-                    _base_result(
-                        ep,
-                        Channel.UNKNOWN,
-                        Status.INTERRUPTED,
-                        f"scan interrupted after {now - since:.1f} s on this endpoint",
-                    ),
-                    elapsed_ms=int((now - since) * 1000),
-                )
-            )
-        self.in_flight.clear()
-
-    def report(self, complete: bool, command: Sequence[str] = ()) -> ScanReport:
-        ordered = sorted(self.results, key=_sort_key)
-        return ScanReport(
-            schema=SCHEMA_ID,
-            tool_version=__version__,
-            complete=complete and not self.interrupted,
-            started_at=self.started_at,
-            finished_at=now_rfc3339(),
-            endpoints=tuple(ordered),
-            command=tuple(command),
-        )
-
-
-def _clock() -> float:
-    """trio's clock inside a run (so tests can use an autojump clock), else monotonic."""
-    try:
-        return trio.current_time()
-    except RuntimeError:
-        return time.monotonic()
-
-
-def _sort_key(r: EndpointResult) -> tuple[int, int, str, int]:
-    try:
-        ip = ipaddress.ip_address(r.address)
-        return (ip.version, int(ip), r.host, r.port)
-    except ValueError:
-        return (9, 0, r.host, r.port)
 
 
 # -- budgets --------------------------------------------------------------------------
@@ -173,6 +92,12 @@ class Scheduler:
         self.probes = probes
         self.fingerprint = fingerprint
         self.global_limiter = trio.CapacityLimiter(options.global_connections)
+        self.discovery_connections = discovery_budget(
+            options.discovery_connections, raise_fd_limit(), options.global_connections
+        )
+        self.discovery_limiter = trio.CapacityLimiter(self.discovery_connections)
+        self.rtt = RttEstimator(options.connect_timeout)
+        self.ledger = DownLedger()
         self._hosts: dict[str, _Host] = {}
         self.workers = ThreadWorkers(options.worker_threads)
         self.bridge = AsyncioBridge()
@@ -182,6 +107,11 @@ class Scheduler:
         if h is None:
             h = self._hosts[address] = _Host(self.options.per_host_connections)
         return h
+
+    def forget_host(self, address: str) -> None:
+        """Every endpoint of ``address`` is done: its budget goes (a /16 sweep keeps
+        state for the addresses in flight only)."""
+        self._hosts.pop(address, None)
 
     def close(self, hurry: bool = False) -> None:
         # Interrupted: do not wait for blocking jobs to finish (the worker threads are
@@ -200,6 +130,9 @@ class EndpointContext:
         self.first_reply = b""
         self.partial: Observation | None = None
         self.connections = 0
+        # Set by the scheduler while discovery runs: its connects take the discovery
+        # budget and the measured-RTT timeout, and a host found down is not waited for.
+        self.discovering = False
 
     def note_partial(self, observation: Observation) -> None:
         self.partial = observation
@@ -220,24 +153,47 @@ class EndpointContext:
         # sit on a global slot that another host could use.
         borrower = object()
         host = self._sched.host(self._endpoint.address).limiter
+        common = self._sched.discovery_limiter if self.discovering else self._sched.global_limiter
         await host.acquire_on_behalf_of(borrower)
         try:
-            await self._sched.global_limiter.acquire_on_behalf_of(borrower)
+            await common.acquire_on_behalf_of(borrower)
             try:
                 yield
             finally:
-                self._sched.global_limiter.release_on_behalf_of(borrower)
+                common.release_on_behalf_of(borrower)
         finally:
             host.release_on_behalf_of(borrower)
+
+    async def _connect(self) -> trio.SocketStream:
+        ep = self._endpoint
+        if not self.discovering:
+            timeout = self.options.connect_timeout
+            with trio.move_on_after(timeout) as scope:
+                return await open_stream(ep.address, ep.port)
+            raise ConnectError("timeout", f"no TCP answer within {timeout:g}s")
+        if self._sched.ledger.is_down(ep.address):
+            raise ConnectError("down", "host down: no answer on its first ports")
+        rtt = self._sched.rtt
+        start = trio.current_time()
+        with trio.CancelScope(deadline=start + rtt.timeout()) as scope:
+            rtt.waiting(scope, start)
+            try:
+                stream = await open_stream(ep.address, ep.port)
+            except ConnectError as exc:
+                if exc.kind == "refused":  # a RST is an answer: its time counts
+                    rtt.sample(trio.current_time() - start)
+                raise
+            finally:
+                rtt.done(scope)
+            rtt.sample(trio.current_time() - start)
+            return stream
+        waited = trio.current_time() - start
+        raise ConnectError("timeout", f"no TCP answer within {waited:.2g}s")
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[trio.SocketStream]:
         async with self.budget():
-            timeout = self.options.connect_timeout
-            with trio.move_on_after(timeout) as scope:
-                stream = await open_stream(self._endpoint.address, self._endpoint.port)
-            if scope.cancelled_caught:
-                raise ConnectError("timeout", f"no TCP answer within {timeout:g}s")
+            stream = await self._connect()
             self.connections += 1
             try:
                 yield stream
@@ -416,11 +372,18 @@ async def _probe_and_fingerprint(
         except Exception as exc:
             gathered.append(exc)
 
+    # A host that serves one connection at a time (degraded, or --per-host 1) would
+    # hold its only slot on a fingerprint request that may sit unanswered for its whole
+    # bound while the probe waits: there the requests come after the probe, where an
+    # idle connection delays nothing of the channel's result.
+    serial = sched.host(ctx.endpoint.address).limiter.total_tokens <= 1
     async with trio.open_nursery() as nursery:
-        if fp is not None:
+        if fp is not None and not serial:
             nursery.start_soon(fingerprint_requests)
         if probe is not None:
             result = await _run_probe(ctx, probe, result)
+    if fp is not None and serial:
+        await fingerprint_requests()
     if fp is None or not gathered:
         return result
     platform: PlatformInfo | None
@@ -447,7 +410,9 @@ async def scan_endpoint(sched: Scheduler, ep: Endpoint) -> EndpointResult:
     t0 = time.monotonic()
     result = _base_result(ep, Channel.UNKNOWN, Status.TIMEOUT, None)
     with trio.move_on_after(sched.options.endpoint_deadline) as scope:
+        ctx.discovering = True
         disc = await discover(ctx)
+        ctx.discovering = False
         result = replace(
             _base_result(
                 ep, disc.channel, disc.status, disc.detail if disc.status != Status.OK else None
@@ -482,10 +447,11 @@ async def resolve_targets(
     planned: Sequence[PlannedTarget],
     deadline: float = 10.0,
     notes: list[str] | None = None,
-) -> tuple[list[Endpoint], list[EndpointResult]]:
+) -> tuple[PlannedEndpoints, list[EndpointResult]]:
     """Resolve every name once, concurrently. A name that does not resolve becomes an
     error row per port (the scan of everything else goes on). Excludes apply to the
-    resolved addresses too; each name that lost addresses to one is told in ``notes``."""
+    resolved addresses too; each name that lost addresses to one is told in ``notes``.
+    The endpoints are made as the scan takes them (:class:`PlannedEndpoints`)."""
     names = sorted({p.host.name for p in planned if p.host.name})
     resolved: dict[str, list[str] | str] = {}
 
@@ -500,44 +466,35 @@ async def resolve_targets(
         async with trio.open_nursery() as nursery:
             for n in names:
                 nursery.start_soon(one, n)
-    endpoints: list[Endpoint] = []
     failed: list[EndpointResult] = []
-    seen: set[tuple[str, int]] = set()
+    addresses: dict[str, list[str]] = {}
+    for name, got in resolved.items():
+        if isinstance(got, list):
+            addresses[name] = got
     for p in planned:
-        if p.host.address is not None:
-            pairs = [(p.host.address, p.host.address)]
-        else:
-            assert p.host.name is not None
-            got = resolved[p.host.name]
-            if isinstance(got, str):
-                for port in p.ports:
-                    failed.append(
-                        EndpointResult(
-                            host=p.host.name,
-                            address="",
-                            port=port,
-                            channel=Channel.UNKNOWN,
-                            status=Status.ERROR,
-                            error=got,
-                            group=p.group,
-                            policy=p.policy,
-                            platform_hint=p.platform,
-                        )
-                    )
-                continue
-            kept = [a for a in got if not p.excludes(a)]
-            if notes is not None and len(kept) < len(got):
-                lost = ", ".join(a for a in got if a not in kept)
+        answer = resolved.get(p.host.name) if p.host.name is not None else None
+        if isinstance(answer, list) and notes is not None:
+            kept = [a for a in answer if not p.excludes(a)]
+            if len(kept) < len(answer):
+                lost = ", ".join(a for a in answer if a not in kept)
                 left = f"; scanning {', '.join(kept)}" if kept else "; nothing left to scan"
                 notes.append(f"{p.host.name} resolves to excluded {lost}{left}")
-            pairs = [(p.host.name, a) for a in kept]
-        for host, addr in pairs:
+        if isinstance(answer, str):
             for port in p.ports:
-                if (addr, port) in seen:
-                    continue
-                seen.add((addr, port))
-                endpoints.append(Endpoint(host, addr, port, p.platform, p.policy, p.group))
-    return endpoints, failed
+                failed.append(
+                    EndpointResult(
+                        host=p.host.name or "",
+                        address="",
+                        port=port,
+                        channel=Channel.UNKNOWN,
+                        status=Status.ERROR,
+                        error=answer,
+                        group=p.group,
+                        policy=p.policy,
+                        platform_hint=p.platform,
+                    )
+                )
+    return PlannedEndpoints(planned, addresses), failed
 
 
 # -- the whole scan ------------------------------------------------------------------------
@@ -567,20 +524,26 @@ async def _watch_stalls(collector: ResultCollector) -> None:
         await trio.sleep(1.0)
         note = collector.waiting_on(trio.current_time())
         if note is not None and collector.progress is not None:
-            collector.progress(len(collector.results), collector.total, note)
+            collector.progress(collector.done, collector.total, note)
 
 
 async def scan_endpoints(
-    endpoints: Sequence[Endpoint],
+    endpoints: Iterable[Endpoint],
     options: ScanOptions,
     probes: Mapping[Channel, Probe],
     collector: ResultCollector,
     fingerprint: Fingerprinter | None = None,
 ) -> None:
     """Scan every endpoint, results into ``collector``. At most a bounded number of
-    endpoint tasks exist at once, so a /16 does not allocate a million tasks."""
+    endpoint tasks exist at once, so a /16 does not allocate a million tasks.
+    ``endpoints`` is iterated twice (a list, or :class:`PlannedEndpoints`)."""
     sched = Scheduler(options, probes, fingerprint)
-    in_flight = trio.Semaphore(max(16, options.global_connections * 4))
+    # Endpoint tasks at once: enough to keep the discovery budget busy while probes run.
+    in_flight = trio.Semaphore(max(16, sched.discovery_connections + options.global_connections))
+    # Endpoints not yet finished per address, so a host's state goes when it is done.
+    left: dict[str, int] = {}
+    for ep in endpoints:
+        left[ep.address] = left.get(ep.address, 0) + 1
     collector.last_done = trio.current_time()
     try:
         async with trio.open_nursery() as outer:
@@ -592,7 +555,16 @@ async def scan_endpoints(
                 async def run_one(ep: Endpoint) -> None:
                     try:
                         collector.start(ep)
-                        collector.add(await scan_endpoint(sched, ep))
+                        result = await scan_endpoint(sched, ep)
+                        for row in sched.ledger.record(result):
+                            collector.add(row, finished=False)
+                        left[ep.address] -= 1
+                        if not left[ep.address]:
+                            del left[ep.address]
+                            for row in sched.ledger.release(ep.address):
+                                collector.add(row, finished=False)
+                            sched.forget_host(ep.address)
+                        collector.finished(ep)
                     finally:
                         in_flight.release()
 
@@ -601,8 +573,11 @@ async def scan_endpoints(
                     nursery.start_soon(run_one, ep)
             outer.cancel_scope.cancel()
     finally:
+        for row in sched.ledger.finish():
+            collector.add(row, finished=False)
+        collector.down_hosts = sched.ledger.down_hosts()
         if collector.interrupted:
-            collector.interrupt_in_flight(_clock())
+            collector.interrupt_in_flight(clock())
         sched.close(hurry=collector.interrupted)
 
 
@@ -651,23 +626,3 @@ async def probe_once(
     return _capped(
         replace(result, connections=ctx.connections, elapsed_ms=int((time.monotonic() - t0) * 1000))
     )
-
-
-def progress_printer(stream: Any = None, force: bool = False) -> Progress | None:
-    """A one-line progress counter on stderr, only when stderr is a terminal (or
-    ``force``); when nothing completed for a while it names what it waits on."""
-    out = stream or sys.stderr
-    if not force and not out.isatty():
-        return None
-    width = [0]
-
-    def show(done: int, total: int, waiting: str | None = None) -> None:
-        line = f"chanscan: {done}/{total} endpoints" + (f"; {waiting}" if waiting else "")
-        # Pad over the longer line a "waiting on" note left behind.
-        out.write("\r" + line.ljust(width[0]))
-        width[0] = len(line)
-        if done >= total:
-            out.write("\n")
-        out.flush()
-
-    return show

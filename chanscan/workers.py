@@ -4,6 +4,11 @@ A fresh ``trio.to_thread`` hop per job costs a thread hand-off each time, and na
 holds the GIL during handshakes; instead a fixed set of threads pulls jobs from one
 queue and hands results back through the trio token (``run_sync_soon``), which
 never blocks trio's own thread.
+
+Blocking code cannot be interrupted, but it can be told to stop: each job carries a
+cancel flag that the trio side sets when its caller is cancelled (an endpoint's deadline),
+and job code calls :func:`check_cancelled` before each connection it opens, so a job
+whose endpoint is out of time makes no further connection to that host.
 """
 
 from __future__ import annotations
@@ -19,7 +24,36 @@ import trio
 
 T = TypeVar("T")
 
-_Job = tuple[Callable[..., Any], tuple[Any, ...], trio.lowlevel.TrioToken, Callable[[Any], None]]
+_Job = tuple[
+    Callable[..., Any],
+    tuple[Any, ...],
+    trio.lowlevel.TrioToken,
+    Callable[[Any], None],
+    threading.Event,
+]
+
+
+class JobCancelled(BaseException):
+    """Raised inside a worker job by :func:`check_cancelled` once the job's trio caller
+    has been cancelled. A BaseException, so the broad ``except Exception`` of sslyze's
+    and our job code (which turns errors into results and moves to the next
+    connection) lets it through and the whole job ends."""
+
+
+class _Current(threading.local):
+    cancel: threading.Event | None = None
+
+
+_current = _Current()
+
+
+def check_cancelled() -> None:
+    """For blocking job code, before it opens a connection: raise :class:`JobCancelled`
+    when the caller of the job running on this thread has gone. Outside a worker job
+    (or before cancellation) it does nothing."""
+    flag = _current.cancel
+    if flag is not None and flag.is_set():
+        raise JobCancelled()
 
 
 class ThreadWorkers:
@@ -43,15 +77,22 @@ class ThreadWorkers:
             job = self._queue.get()
             if job is None:
                 return
-            fn, args, token, deliver = job
-            result = outcome.capture(fn, *args)
+            fn, args, token, deliver, cancel = job
+            if cancel.is_set():  # its caller left while it waited in the queue
+                continue
+            _current.cancel = cancel
+            try:
+                result = outcome.capture(fn, *args)
+            finally:
+                _current.cancel = None
             with contextlib.suppress(trio.RunFinishedError):
                 token.run_sync_soon(deliver, result)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn(*args)`` on a worker. If the caller is cancelled the job still
-        finishes on its thread (blocking code cannot be interrupted) and its result is
-        dropped; sslyze's own socket timeouts bound how long that takes."""
+        """Run ``fn(*args)`` on a worker. If the caller is cancelled the job's cancel
+        flag is set: a job still queued never starts, a running one stops at its next
+        :func:`check_cancelled` (before its next connection); the connection under way
+        is bounded by sslyze's own socket timeout. Its result is dropped."""
         self._ensure_started()
         done = trio.Event()
         box: list[outcome.Outcome[T]] = []
@@ -60,8 +101,13 @@ class ThreadWorkers:
             box.append(result)
             done.set()
 
-        self._queue.put((fn, args, trio.lowlevel.current_trio_token(), deliver))
-        await done.wait()
+        cancel = threading.Event()
+        self._queue.put((fn, args, trio.lowlevel.current_trio_token(), deliver, cancel))
+        try:
+            await done.wait()
+        finally:
+            if not box:
+                cancel.set()
         return box[0].unwrap()
 
     def close(self, join_timeout: float = 5.0) -> None:

@@ -56,7 +56,7 @@ def test_smoke_result_structure(smoke: dict[str, object]) -> None:
         assert t["cpu_median_s"] >= 0 and t["rss_median_mib"] > 0
         assert t["failures"] == 0, f"{name} was killed at the tool timeout"
     ids = [t["id"] for t in doc["targets"]]
-    assert ids == ["wall", "connections", "tarpit", "sweep", "rss", "scaling"]
+    assert ids == ["wall", "connections", "tarpit", "sweep", "rss", "scaling", "wan", "netns-sweep"]
     assert {t["status"] for t in doc["targets"]} <= {"MET", "MISSED", "NOT MEASURED"}
     scaling = doc["scaling"]
     assert [r["endpoints"] for r in scaling] == [10]

@@ -53,6 +53,8 @@ def test_interrupt_writes_partial_json(lab: Lab, tmp_path: Path, sig: signal.Sig
             "1,443",
             "--concurrency",
             "1",
+            "--discovery-concurrency",
+            "1",
             "--timeout",
             "120",
             "--json",

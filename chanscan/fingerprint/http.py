@@ -272,9 +272,10 @@ def legacy_https(
 
     from cryptography import x509
     from cryptography.hazmat.primitives.serialization import Encoding
-    from nassl._nassl import OpenSSLError  # as chanscan/probes/tls.py catches it
     from nassl.legacy_ssl_client import LegacySslClient
     from nassl.ssl_client import OpenSslVerifyEnum, OpenSslVersionEnum
+
+    from chanscan.probes.sslyze_adapter import OpenSSLError  # the one home of private names
 
     versions = {
         "any": OpenSslVersionEnum.SSLV23,  # SSL 3.0 to TLS 1.2, the server picks

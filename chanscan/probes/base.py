@@ -42,6 +42,9 @@ class ScanOptions:
     fingerprint_timeout: float = 2.0
     per_host_connections: int = 5  # an ESXi hostd survives this
     global_connections: int = 64
+    # Discovery connects at once, apart from the probes' budget (a sparse sweep waits
+    # on silent addresses, not on servers). 0: sized from the file-descriptor limit.
+    discovery_connections: int = 0
     worker_threads: int = 8  # long-lived threads for blocking work (sslyze/nassl)
     ca_bundle: Path | None = None
     ssh_user: str = "chanscan-probe"  # neutral user name for the 'none' auth query

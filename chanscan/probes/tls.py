@@ -12,7 +12,8 @@ Order of work, all inside the scheduler's endpoint deadline:
    in parallel), the elimination chains (one per TLS version and client build), the
    groups, the certificate chain (taken from the first TLS 1.3 handshake when the
    server speaks TLS 1.3), then the short vulnerability commands.
-4. Renegotiation last and alone (see ``renegotiation`` below).
+4. The client-initiated renegotiation last and alone (see ``renegotiation`` below);
+   the secure-renegotiation handshake runs in step 3.
 """
 
 from __future__ import annotations
@@ -30,11 +31,10 @@ from typing import Any, TypeVar
 import trio
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from nassl._nassl import OpenSSLError
 from nassl.ssl_client import ClientCertificateRequested
 from sslyze.connection_helpers.opportunistic_tls_helpers import ProtocolWithOpportunisticTlsEnum
 from sslyze.errors import ConnectionToServerFailed, TlsHandshakeFailed
-from sslyze.plugins.openssl_cipher_suites._test_cipher_suite import CipherSuiteAcceptedByServer
+from sslyze.plugins.openssl_cipher_suites.cipher_suites import CipherSuite
 from sslyze.plugins.scan_commands import ScanCommand
 from sslyze.server_connectivity import ServerConnectivityInfo, TlsVersionEnum
 
@@ -50,6 +50,7 @@ from chanscan.obs.tls import (
 )
 from chanscan.probes import tls13_groups, tls_enum
 from chanscan.probes.base import ProbeContext
+from chanscan.probes.sslyze_adapter import CipherSuiteAcceptedByServer, OpenSSLError
 from chanscan.probes.tls_cert import certificate_checks
 from chanscan.probes.tls_first import (
     DEADLINE_ENDED,
@@ -73,6 +74,7 @@ from chanscan.probes.tls_jobs import (
     robot_without_rsa,
     run_command,
     run_jobs,
+    split_renegotiation,
 )
 
 T = TypeVar("T")
@@ -463,19 +465,42 @@ class TlsProbe:
             results = [r for rs, _ in parts for r in rs]
             record(finish_command(info, ScanCommand.ROBOT, results, sum(f for _, f in parts)))
 
+        reneg_early, reneg_late = split_renegotiation(info)
+        reneg_parts: list[tuple[list[Any], int]] = []
+
+        async def secure_renegotiation() -> None:
+            if reneg_early:
+                reneg_parts.append(await jobs.call(run_jobs, reneg_early))
+
         async def renegotiation() -> None:
-            # Last and alone, both jobs back to back: after a renegotiation a
+            # The client-initiated renegotiation last and alone: after it a
             # one-connection-at-a-time server (openssl s_server) sleeps a whole second
             # before it serves the next connection; last, nothing of ours waits for it.
+            # (The secure-renegotiation handshake ran with everything else.)
+            parts = [*reneg_parts, await jobs.call(run_jobs, reneg_late)]
+            results = [r for rs, _ in parts for r in rs]
             cmd = ScanCommand.SESSION_RENEGOTIATION
-            record(await jobs.call(run_command, info, cmd, ctx.options.ca_bundle))
+            record(finish_command(info, cmd, results, sum(f for _, f in parts)))
 
         async def command(cmd: ScanCommand) -> None:
             record(await jobs.call(run_command, info, cmd, ctx.options.ca_bundle))
 
+        token = trio.lowlevel.current_trio_token()
+
+        def tell_gate(suite: CipherSuite) -> None:
+            # On the worker thread: hand the pick to trio; a probe already gone (its
+            # deadline) has nothing left to tell.
+            with contextlib.suppress(trio.RunFinishedError):
+                token.run_sync_soon(gate.picked, suite)
+
         async def chain(c: tls_enum.Chain) -> None:
+            # ROBOT needs only to know whether RSA key exchange is accepted at its
+            # version: the first such pick releases it, long before the chain ends.
+            watch = tell_gate if gate.relevant(c) else None
             try:
-                first = await jobs.call_retry(tls_enum.eliminate, info, c, tls_enum.FIRST_PICKS)
+                first = await jobs.call_retry(
+                    tls_enum.eliminate, info, c, tls_enum.FIRST_PICKS, watch
+                )
             except JobFailed as exc:
                 got.failed_versions[c.version] = f"{c.label}: {exc}"
                 if gate.relevant(c):
@@ -551,7 +576,7 @@ class TlsProbe:
         gate = RobotGate(robot_version(info), plan)
         thunks: list[Callable[[], Awaitable[None]]] = [robot]
         thunks += [functools.partial(chain, c) for c in plan]
-        thunks += [groups, certificate]
+        thunks += [groups, certificate, secure_renegotiation]
         quick = list(_QUICK_COMMANDS)
         if info.tls_probing_result.highest_tls_version_supported is TlsVersionEnum.TLS_1_3:
             quick.append(ScanCommand.TLS_1_3_EARLY_DATA)

@@ -21,10 +21,9 @@ import contextlib
 import functools
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from nassl._nassl import OpenSSLError
 from nassl.ephemeral_key_info import EcDhEphemeralKeyInfo, EphemeralKeyInfo, OpenSslEcNidEnum
 from nassl.legacy_ssl_client import LegacySslClient
 from nassl.ssl_client import (
@@ -40,10 +39,6 @@ from sslyze.errors import (
     ServerTlsConfigurationNotSupported,
     TlsHandshakeTimedOut,
 )
-from sslyze.plugins.openssl_cipher_suites._test_cipher_suite import (
-    CipherSuiteAcceptedByServer,
-    connect_with_cipher_suite,
-)
 from sslyze.plugins.openssl_cipher_suites.cipher_suites import CipherSuite, CipherSuitesRepository
 from sslyze.server_connectivity import (
     ServerConnectivityInfo,
@@ -52,6 +47,13 @@ from sslyze.server_connectivity import (
 )
 
 from chanscan.obs.tls import CipherSuite as ObsCipherSuite
+from chanscan.probes.sslyze_adapter import (
+    GROUP_REJECTION_TEXTS,
+    SILENT_DROP_TEXTS,
+    CipherSuiteAcceptedByServer,
+    OpenSSLError,
+    connect_with_cipher_suite,
+)
 
 # The first phase of a chain stops after this many picks; a version that accepts more
 # has the rest of its candidates enumerated by a few chains in parallel (each costs one
@@ -64,12 +66,7 @@ _SHORT_HELLO_SUITES = 8
 
 # The errors that mean "no connection at all" rather than a TLS answer: a server that
 # drops a long hello shows these, a server that does not speak a version sends an alert.
-_SILENT_DROPS = (
-    "timed out",
-    "Server closed the connection",
-    "Server rejected the connection",
-    "Server interrupted the TLS handshake",
-)
+_SILENT_DROPS = SILENT_DROP_TEXTS
 
 
 @dataclass(frozen=True)
@@ -305,10 +302,14 @@ def _bisect(
 
 
 def eliminate(
-    info: ServerConnectivityInfo, chain: Chain, max_picks: int | None = None
+    info: ServerConnectivityInfo,
+    chain: Chain,
+    max_picks: int | None = None,
+    on_pick: Callable[[CipherSuite], None] | None = None,
 ) -> ChainResult:
     """Blocking. Run ``chain`` until its handshake fails, or stop after ``max_picks``
-    accepted suites (the first phase stops at ``FIRST_PICKS`` to decide on splitting)."""
+    accepted suites (the first phase stops at ``FIRST_PICKS`` to decide on splitting).
+    ``on_pick`` hears of each accepted suite as it is picked (on this thread)."""
     remaining = list(chain.suites)
     accepted: list[CipherSuiteAcceptedByServer] = []
     handshakes = 0
@@ -397,6 +398,8 @@ def eliminate(
         accepted.append(
             CipherSuiteAcceptedByServer(cipher_suite=pick.suite, ephemeral_key=pick.ephemeral)
         )
+        if on_pick is not None:
+            on_pick(pick.suite)
         remaining.remove(pick.suite)
         if handshakes == 2 and len(accepted) == 2 and remaining:
             first, second = (a.cipher_suite for a in accepted)
@@ -424,7 +427,7 @@ def server_prefers_own_order(
 # -- supported groups ---------------------------------------------------------------------
 
 
-_GROUP_REJECTIONS = ("unexpected message", "wrong curve")
+_GROUP_REJECTIONS = GROUP_REJECTION_TEXTS
 
 
 @dataclass(frozen=True)

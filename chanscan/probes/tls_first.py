@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import trio
-from sslyze.plugins.openssl_cipher_suites._test_cipher_suite import CipherSuiteAcceptedByServer
 from sslyze.plugins.openssl_cipher_suites.cipher_suites import CipherSuitesRepository
 from sslyze.server_connectivity import TlsVersionEnum
 
@@ -29,6 +28,7 @@ from chanscan.errors import ProtocolError
 from chanscan.obs.tls import TLS_VERSIONS, ProtocolSupport, TlsObservation
 from chanscan.probes import tls_enum
 from chanscan.probes.base import ProbeContext
+from chanscan.probes.sslyze_adapter import CipherSuiteAcceptedByServer
 from chanscan.probes.tls_cert import certificate_checks
 
 T = TypeVar("T")

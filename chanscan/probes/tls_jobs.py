@@ -7,11 +7,13 @@ for each scan command its implementation's ``scan_jobs_for_scan_command`` and
 worker-thread hop (nassl holds the GIL during a handshake, so a hop per job costs real
 time), inside one budget slot.
 
-Two private sslyze hooks are installed here (see ``install_hooks``), both covered by
-``tests/test_sslyze_api.py``:
+Two sslyze hooks are installed here (see ``install_hooks``; the private names they
+replace come from ``sslyze_adapter``), both covered by ``tests/test_sslyze_api.py``:
 
-* ``sslyze.connection_helpers.tls_connection._open_socket`` is wrapped to count every
-  TCP connection sslyze opens and, for ESXi authd (902), to read the plaintext
+* sslyze's socket opener (``sslyze_adapter.open_socket``) is wrapped to stop a job
+  whose endpoint deadline has passed before it connects again
+  (``workers.check_cancelled``), to count every TCP connection sslyze opens and, for
+  ESXi authd (902), to read the plaintext
   ``220 VMware Authentication Daemon`` line before the handshake starts.
 * ``SslConnection.__init__`` is wrapped so that a scan by IP address sends no SNI
   (RFC 6066 section 3 forbids IP literals in ``server_name``); sslyze itself always
@@ -34,10 +36,10 @@ from nassl.ssl_client import OpenSslVerifyEnum, OpenSslVersionEnum
 from sslyze.connection_helpers import tls_connection
 from sslyze.errors import ConnectionToServerFailed, TlsHandshakeTimedOut
 from sslyze.plugins.certificate_info.implementation import CertificateInfoExtraArgument
+from sslyze.plugins.openssl_cipher_suites.cipher_suites import CipherSuite
 from sslyze.plugins.plugin_base import ScanJob, ScanJobResult
-from sslyze.plugins.robot import _robot_tester
-from sslyze.plugins.robot.implementation import RobotImplementation
 from sslyze.plugins.scan_commands import ScanCommand, ScanCommandsRepository
+from sslyze.plugins.session_renegotiation_plugin import SessionRenegotiationExtraArgument
 from sslyze.server_connectivity import (
     ServerConnectivityInfo,
     TlsVersionEnum,
@@ -46,8 +48,10 @@ from sslyze.server_connectivity import (
 from sslyze.server_setting import ServerNetworkConfiguration, ServerNetworkLocation
 
 from chanscan.model import Endpoint
+from chanscan.probes import sslyze_adapter as adapter
 from chanscan.probes import tls_enum
 from chanscan.probes.base import ScanOptions
+from chanscan.workers import check_cancelled
 
 # The longest plaintext greeting we accept before TLS (authd's is ~150 bytes).
 _MAX_PREFACE = 1024
@@ -57,7 +61,12 @@ _MAX_PREFACE = 1024
 # ROBOT's attempts as separate thread jobs (``robot_jobs``) and renegotiation last,
 # alone (see ``TlsProbe``); kept as the list of commands sslyze plans in several jobs.
 LONG_COMMANDS = (ScanCommand.ROBOT, ScanCommand.SESSION_RENEGOTIATION)
-ROBOT_ATTEMPTS = RobotImplementation._TEST_ATTEMPTS_NB
+ROBOT_ATTEMPTS = adapter.ROBOT_ATTEMPTS
+# One accepted client-initiated renegotiation is the finding (the server lets a client
+# make it do handshakes on demand). sslyze's default of ten in a row only adds evidence
+# of missing rate limits, and a one-connection-at-a-time appliance (openssl s_server,
+# BMC-class stacks) stalls after each one: ~1 s apiece, on the critical path of a scan.
+CLIENT_RENEGOTIATIONS = 1
 
 
 class ConnectionCounter:
@@ -121,7 +130,7 @@ _HOOKED = "_chanscan_hooked"
 def install_hooks() -> None:
     """Install both sslyze hooks once per process (idempotent, thread-safe enough:
     called at import time of this module)."""
-    original_open = tls_connection._open_socket
+    original_open = adapter.open_socket()
     if not getattr(original_open, _HOOKED, False):
 
         @functools.wraps(original_open)
@@ -129,7 +138,7 @@ def install_hooks() -> None:
             return _open_socket_hook(original_open, location, timeout)
 
         setattr(open_socket, _HOOKED, True)
-        tls_connection._open_socket = open_socket  # type: ignore[assignment]
+        adapter.replace_open_socket(open_socket)
         # Other chanscan code may not bind the configuration; _do_pre_handshake passes
         # only (location, timeout), so the configuration is found via the thread-local
         # set by the SslConnection hook below.
@@ -144,7 +153,7 @@ def install_hooks() -> None:
         setattr(init, _HOOKED, True)
         tls_connection.SslConnection.__init__ = init  # type: ignore[method-assign]
 
-        original_pre = tls_connection.SslConnection._do_pre_handshake
+        original_pre = adapter.pre_handshake()
 
         @functools.wraps(original_pre)
         def pre_handshake(self: Any) -> None:
@@ -154,7 +163,7 @@ def install_hooks() -> None:
             finally:
                 _current.config = None
 
-        tls_connection.SslConnection._do_pre_handshake = pre_handshake  # type: ignore[method-assign]
+        adapter.replace_pre_handshake(pre_handshake)
 
 
 class _Current(threading.local):
@@ -169,6 +178,9 @@ def _open_socket_hook(
     location: ServerNetworkLocation,
     timeout: int,
 ) -> socket.socket:
+    # The endpoint's deadline is a promise to the host: once it has cancelled this job's
+    # caller, no further connection is opened (every sslyze/nassl connect passes here).
+    check_cancelled()
     sock = original(location, timeout)
     config = _current.config
     if isinstance(config, ChanscanNetworkConfiguration):
@@ -251,11 +263,7 @@ def _is_network_failure(exc: BaseException) -> bool:
     if isinstance(exc, TlsHandshakeTimedOut):
         return True
     if isinstance(exc, ConnectionToServerFailed):
-        return type(exc).__name__ in (
-            "ConnectionToServerFailed",
-            "ConnectionToServerTimedOut",
-            "ServerRejectedConnection",
-        )
+        return adapter.is_plain_connection_failure(exc)
     return isinstance(exc, (socket.timeout, ConnectionError))
 
 
@@ -263,15 +271,13 @@ def _run_job(job: ScanJob) -> tuple[ScanJobResult, int]:
     failures = 0
     for attempt in range(2):  # the job, then one retry after a network failure
         try:
-            return ScanJobResult(
-                _return_value=job.function_to_call(*job.function_arguments), _exception=None
-            ), failures
+            return adapter.job_result(job.function_to_call(*job.function_arguments), None), failures
         except Exception as exc:
             if _is_network_failure(exc):
                 failures += 1
                 if attempt == 0:
                     continue
-            return ScanJobResult(_return_value=None, _exception=exc), failures
+            return adapter.job_result(None, exc), failures
     raise AssertionError("unreachable")
 
 
@@ -283,6 +289,10 @@ def command_jobs(
     extra: Any = None
     if command is ScanCommand.CERTIFICATE_INFO and ca_bundle is not None:
         extra = CertificateInfoExtraArgument(custom_ca_file=ca_bundle)
+    elif command is ScanCommand.SESSION_RENEGOTIATION:
+        extra = SessionRenegotiationExtraArgument(
+            client_renegotiation_attempts=CLIENT_RENEGOTIATIONS
+        )
     return list(impl.scan_jobs_for_scan_command(server_info, extra))
 
 
@@ -372,7 +382,7 @@ def robot_key(server_info: ServerConnectivityInfo) -> RobotKey | None:
     version = robot_version(server_info)
     candidates = [_ROBOT_GCM, "RSA"] if version is TlsVersionEnum.TLS_1_2 else ["RSA"]
     for cipher_string in candidates:
-        numbers = _robot_tester._get_rsa_parameters(server_info, version, cipher_string)
+        numbers = adapter.get_rsa_parameters(server_info, version, cipher_string)
         if numbers is not None:
             return RobotKey(version, cipher_string, numbers.n, numbers.e)
     return None
@@ -383,7 +393,7 @@ def robot_jobs(server_info: ServerConnectivityInfo, key: RobotKey) -> list[ScanJ
     an already fetched key; their results go to sslyze's ROBOT interpretation."""
     args = [server_info, key.version, key.cipher_string, key.modulus, key.exponent, True]
     return [
-        ScanJob(function_to_call=_robot_tester._run_oracle_detection, function_arguments=args)
+        ScanJob(function_to_call=adapter.run_oracle_detection, function_arguments=args)
         for _ in range(ROBOT_ATTEMPTS)
     ]
 
@@ -411,6 +421,12 @@ class RobotGate:
             self._run = run
             self._event.set()
 
+    def picked(self, suite: CipherSuite) -> None:
+        """One pick of a relevant chain, as soon as it is made (called on the trio
+        thread): an RSA key-exchange suite settles it without waiting for the chain."""
+        if suite.openssl_name in _rsa_kex_names():
+            self.decide(True)
+
     def first_phase(self, first: tls_enum.ChainResult) -> None:
         if accepts_rsa_kex([first]) or not first.finished:
             self.decide(True)
@@ -428,10 +444,25 @@ class RobotGate:
 def robot_without_rsa(server_info: ServerConnectivityInfo) -> CommandOutcome:
     """sslyze's own verdict for a server without RSA key exchange."""
     results = [
-        ScanJobResult(_return_value=None, _exception=_robot_tester.ServerDoesNotSupportRsa())
-        for _ in range(ROBOT_ATTEMPTS)
+        adapter.job_result(None, adapter.ServerDoesNotSupportRsa()) for _ in range(ROBOT_ATTEMPTS)
     ]
     return finish_command(server_info, ScanCommand.ROBOT, results, 0)
+
+
+def split_renegotiation(
+    server_info: ServerConnectivityInfo,
+) -> tuple[list[ScanJob], list[ScanJob]]:
+    """sslyze's renegotiation jobs as (those that only handshake, those that
+    renegotiate). Only the client-initiated renegotiation stalls a one-connection
+    server afterwards, so only it has to come last; the secure-renegotiation check is
+    one ordinary handshake that can run with everything else. An unexpected plan
+    (another sslyze) keeps every job for the end."""
+    jobs = command_jobs(server_info, ScanCommand.SESSION_RENEGOTIATION)
+    early = [j for j in jobs if adapter.job_function(j) is adapter.SECURE_RENEGOTIATION_JOB]
+    late = [j for j in jobs if adapter.job_function(j) is adapter.CLIENT_RENEGOTIATION_JOB]
+    if len(early) != 1 or len(late) != 1 or len(jobs) != 2:
+        return [], jobs
+    return early, late
 
 
 def run_command(

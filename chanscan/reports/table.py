@@ -221,6 +221,9 @@ def headline(report: ScanReport, opts: RenderOptions) -> str:
     parts = [f"{opts.tool_name} {report.tool_version}", f"{n} endpoint{'s' * (n != 1)}"]
     if missing:
         parts.append(f"{missing} not probed")
+    down = sum(d.hosts for d in report.down_hosts)
+    if down:
+        parts.append(f"{down} address{'es' * (down != 1)} down (no answer; counted, not listed)")
     closed = sum(1 for r in report.endpoints if r.status is Status.CLOSED)
     if closed:
         parts.append(f"{closed} closed" + ("" if opts.verbose else " (hidden; -v shows them)"))
