@@ -22,9 +22,9 @@ import trio
 from benchmarks.measure import run_child
 from chanscan.lab import Lab
 from chanscan.lab.ssh_servers import start_greeting_server
-from chanscan.model import Channel, Endpoint, PlatformHint
+from chanscan.model import Channel, Endpoint, PlatformHint, ScanOptions
 from chanscan.obs.ssh import KexInit, SshObservation
-from chanscan.probes.base import ProbeContext, ScanOptions
+from chanscan.probes.base import ProbeContext
 from chanscan.probes.ssh import read_hello
 from chanscan.scheduler import ResultCollector, scan_endpoints
 

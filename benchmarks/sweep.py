@@ -22,8 +22,7 @@ from benchmarks.fleet import Counter, counting_tarpit
 from benchmarks.measure import run_child
 from chanscan.config import PLATFORM_PORTS, inventory_from_args, plan
 from chanscan.lab import Lab
-from chanscan.model import PlatformHint
-from chanscan.probes.base import ScanOptions
+from chanscan.model import PlatformHint, ScanOptions
 from chanscan.scheduler import ResultCollector, scan
 
 NETWORK = "127.61.0.0/24"

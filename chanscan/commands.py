@@ -27,8 +27,7 @@ from chanscan.config import (
 from chanscan.errors import UsageError
 from chanscan.exitcodes import ExitCode, Gate, exit_code
 from chanscan.gate import parse_grade
-from chanscan.model import Finding, ScanReport
-from chanscan.probes.base import ScanOptions
+from chanscan.model import Finding, ScanOptions, ScanReport
 from chanscan.reports import render
 from chanscan.reports.fit import MIN_COLUMNS
 from chanscan.reports.json_report import load_report, write_atomic

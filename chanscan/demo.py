@@ -18,8 +18,7 @@ from pathlib import Path
 
 from chanscan.config import PlannedTarget, inventory_from_args, plan
 from chanscan.exitcodes import ExitCode, Gate, exit_code
-from chanscan.model import PlatformHint, ScanReport, Severity
-from chanscan.probes.base import ScanOptions
+from chanscan.model import PlatformHint, ScanOptions, ScanReport, Severity
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ from enum import StrEnum
 from tabulate import tabulate
 
 from chanscan.errors import UsageError
-from chanscan.gate import UNPROBED, grade_rank
+from chanscan.gate import UNPROBED
+from chanscan.grading.scale import grade_rank
 from chanscan.model import EndpointResult, ScanReport, Status
 from chanscan.obs.tls import Certificate
 from chanscan.serde import to_jsonable

@@ -9,18 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chanscan.errors import UsageError
+from chanscan.grading.scale import GRADES, grade_rank
 from chanscan.model import EndpointResult, Finding, HostResult, ScanReport, Severity, Status
-
-# Best first, as in the SSL Labs rating guide (A+ above A; E is ours, between D and F).
-GRADES = ("A+", "A", "A-", "B", "C", "D", "E", "F")
-
-
-def grade_rank(grade: str) -> int:
-    """0 for A+, larger is worse; unknown grades rank worst so they never pass a gate."""
-    try:
-        return GRADES.index(grade)
-    except ValueError:
-        return len(GRADES)
 
 
 def parse_grade(text: str) -> str:
@@ -29,14 +19,6 @@ def parse_grade(text: str) -> str:
     if grade not in GRADES:
         raise UsageError(f"unknown grade {text!r}; expected one of {', '.join(GRADES)}")
     return grade
-
-
-def worse_grade(a: str | None, b: str | None) -> str | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return a if grade_rank(a) >= grade_rank(b) else b
 
 
 def over_gate(finding: Finding, fail_on: Severity) -> bool:

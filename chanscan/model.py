@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 
 from chanscan.obs.http import HttpObservation
 from chanscan.obs.rdp import RdpObservation
@@ -77,6 +78,28 @@ class PlatformHint(StrEnum):
     ESXI = "esxi"
     XENSERVER = "xenserver"
     HYPERV = "hyperv"
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    """Tunables of one scan, every probe may read them. Times are seconds. A value that
+    crosses modules (cli -> scheduler -> probes, and to Dask workers as plain data)."""
+
+    connect_timeout: float = 3.0  # one TCP connect during discovery
+    sniff_timeout: float = 1.5  # wait for a server-first banner (SSH, authd)
+    endpoint_deadline: float = 30.0  # the whole probe of one endpoint
+    network_timeout: float = 5.0  # one read/handshake inside a probe (sslyze's)
+    # One fingerprinting request: best effort, and short, because a one-worker
+    # appliance serves nothing else while it sits on a request it will not answer.
+    fingerprint_timeout: float = 2.0
+    per_host_connections: int = 5  # an ESXi hostd survives this
+    global_connections: int = 64
+    # Discovery connects at once, apart from the probes' budget (a sparse sweep waits
+    # on silent addresses, not on servers). 0: sized from the file-descriptor limit.
+    discovery_connections: int = 0
+    worker_threads: int = 8  # long-lived threads for blocking work (sslyze/nassl)
+    ca_bundle: Path | None = None
+    ssh_user: str = "chanscan-probe"  # neutral user name for the 'none' auth query
 
 
 @dataclass(frozen=True)

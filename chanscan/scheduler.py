@@ -44,13 +44,14 @@ from chanscan.model import (
     Endpoint,
     EndpointResult,
     PlatformInfo,
+    ScanOptions,
     ScanReport,
     Status,
 )
 from chanscan.obs.rdp import RdpObservation
 from chanscan.obs.ssh import SshObservation
 from chanscan.obs.tls import TlsObservation
-from chanscan.probes.base import Observation, Probe, ProbeContext, ScanOptions
+from chanscan.probes.base import Observation, Probe, ProbeContext
 from chanscan.sweep import (
     DownLedger,
     PlannedEndpoints,

@@ -54,8 +54,7 @@ def main(net: str) -> int:
     from chanscan.lab.rdp_server import add_rdp_server
     from chanscan.lab.ssh_servers import start_asyncssh
     from chanscan.lab.tls_servers import CertSpec, issue, python_tls_server
-    from chanscan.model import Endpoint
-    from chanscan.probes.base import ScanOptions
+    from chanscan.model import Endpoint, ScanOptions
     from chanscan.scheduler import ResultCollector, scan_endpoints
 
     # Not imported yet: the probes' own modules are what the race is about.

@@ -19,8 +19,7 @@ from chanscan.lab.tls_servers import (
     openssl_server,
     python_tls_server,
 )
-from chanscan.model import Endpoint
-from chanscan.probes.base import ScanOptions
+from chanscan.model import Endpoint, ScanOptions
 from chanscan.probes.tls_jobs import connectivity, network_setup, run_command
 
 CIPHER_COMMANDS = {

@@ -246,8 +246,7 @@ def test_a_shard_scan_stops_when_the_client_cancels(lab: Lab) -> None:
     from chanscan.config import inventory_from_args
     from chanscan.distributed.shards import ShardTask
     from chanscan.distributed.worker import scan_until_cancelled
-    from chanscan.model import PlatformHint
-    from chanscan.probes.base import ScanOptions
+    from chanscan.model import PlatformHint, ScanOptions
     from chanscan.scheduler import ResultCollector
 
     lab.tarpit("127.77.10.1", 443)

@@ -13,8 +13,7 @@ import trio
 from benchmarks.fleet import Counter, counting_proxy
 from chanscan.lab.core import Lab, free_port
 from chanscan.lab.tls_servers import CertSpec
-from chanscan.model import Endpoint, Status
-from chanscan.probes.base import ScanOptions
+from chanscan.model import Endpoint, ScanOptions, Status
 from chanscan.probes.tls import TlsProbe
 from chanscan.scheduler import probe_once
 from chanscan.workers import JobCancelled, ThreadWorkers, check_cancelled

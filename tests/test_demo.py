@@ -12,7 +12,7 @@ from pathlib import Path
 
 import jsonschema
 
-from chanscan.gate import grade_rank
+from chanscan.grading.scale import grade_rank
 from chanscan.lab.core import port_accepts
 from chanscan.schema import shipped_schema
 

@@ -22,12 +22,12 @@ from chanscan.model import (
     Endpoint,
     EndpointResult,
     Grade,
+    ScanOptions,
     ScanReport,
     Status,
 )
 from chanscan.obs.ssh import HostKey
 from chanscan.pins import SSH_CHANGED, PinStore
-from chanscan.probes.base import ScanOptions
 from chanscan.probes.ssh import SshProbe
 from chanscan.scheduler import probe_once
 

@@ -20,8 +20,7 @@ from chanscan.discovery_wire import (
 )
 from chanscan.lab import Lab
 from chanscan.lab.core import free_port
-from chanscan.model import Channel, PlatformHint, Status
-from chanscan.probes.base import ScanOptions
+from chanscan.model import Channel, PlatformHint, ScanOptions, Status
 from chanscan.scheduler import ResultCollector, resolve_targets, scan
 
 NET = "127.10.1"  # this module's loopback block

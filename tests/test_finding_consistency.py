@@ -14,8 +14,8 @@ from datetime import date
 import pytest
 from obs_builders import SCAN_TIME
 
-from chanscan.gate import grade_rank
 from chanscan.grading import ALL_CAPS
+from chanscan.grading.scale import grade_rank
 from chanscan.model import (
     Axis,
     Channel,

@@ -14,13 +14,12 @@ import pytest
 import trio
 from obs_builders import SCAN_TIME
 
-from chanscan.fingerprint import MAX_REQUESTS, Fingerprinter, fingerprint_endpoint, ntlm
+from chanscan.fingerprint import MAX_REQUESTS, Fingerprinter, fingerprint_endpoint
 from chanscan.fingerprint.fold import fold_host, is_conflicted
-from chanscan.lab import Lab
+from chanscan.lab import Lab, encoders
 from chanscan.lab import imitations as im
 from chanscan.lab.authd_server import AUTHD_BANNER
-from chanscan.model import Channel, Endpoint, EndpointResult, PlatformInfo, Status
-from chanscan.probes.base import ScanOptions
+from chanscan.model import Channel, Endpoint, EndpointResult, PlatformInfo, ScanOptions, Status
 from chanscan.rules import platform as platform_rules
 from chanscan.scheduler import EndpointContext, ResultCollector, Scheduler, scan_endpoints
 
@@ -61,7 +60,7 @@ def _no_credentials(requests: list[im.Request]) -> None:
         assert scheme == "Negotiate"
         raw = base64.b64decode(token)
         # Only a NEGOTIATE, whose domain and workstation fields are empty.
-        assert ntlm.is_negotiate(raw) and raw[16:32] == bytes(16)
+        assert encoders.is_negotiate(raw) and raw[16:32] == bytes(16)
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from chanscan.errors import ProtocolError
 from chanscan.fingerprint import banners, credssp, ntlm, vim, wsman, xapi
 from chanscan.fingerprint.fold import CONFLICT_PREFIX, fold_host, is_conflicted, merge
 from chanscan.fingerprint.http import _dechunk, parse_head
+from chanscan.lab import encoders
 from chanscan.lab.imitations import ESXI_67, VCENTER_80
 from chanscan.model import Channel, EndpointResult, PlatformInfo, Status
 
@@ -43,7 +44,7 @@ def test_service_content_capture_names_esxi() -> None:
 
 @pytest.mark.parametrize(("about", "product"), [(ESXI_67, "ESXi"), (VCENTER_80, "vCenter Server")])
 def test_service_content_roundtrip(about: vim.VimAbout, product: str) -> None:
-    parsed = vim.parse_service_content(vim.service_content_xml(about))
+    parsed = vim.parse_service_content(encoders.service_content_xml(about))
     assert parsed == about
     assert vim.platform_from_about(parsed).product == product
 
@@ -63,7 +64,7 @@ def test_service_content_rejects_other_answers(body: bytes) -> None:
 
 
 def test_service_versions() -> None:
-    body = vim.service_versions_xml("8.0.2.0", ("8.0.1.0", "7.0.3.0"))
+    body = encoders.service_versions_xml("8.0.2.0", ("8.0.1.0", "7.0.3.0"))
     assert vim.parse_service_versions(body) == ("8.0.2.0", "8.0.1.0", "7.0.3.0")
     p = vim.platform_from_service_versions(vim.parse_service_versions(body))
     assert p is not None and p.product is None and "8.0.2.0" in p.evidence[0]
@@ -73,13 +74,13 @@ def test_service_versions() -> None:
 # -- NTLM -----------------------------------------------------------------------------------
 def test_negotiate_carries_no_names() -> None:
     msg = ntlm.build_negotiate()
-    assert ntlm.is_negotiate(msg)
+    assert encoders.is_negotiate(msg)
     assert len(msg) == 40  # header, flags, two empty fields, zero VERSION: nothing else
     assert msg[16:40] == bytes(24)
 
 
 def test_challenge_roundtrip_names_and_build() -> None:
-    raw = ntlm.build_challenge(
+    raw = encoders.build_challenge(
         netbios_computer="HV01",
         netbios_domain="LAB",
         dns_computer="hv01.lab.example",
@@ -158,8 +159,8 @@ def test_ts_request_roundtrip() -> None:
 def test_x224_confirm_and_request() -> None:
     cr = credssp.connection_request()
     assert credssp.tpkt_length(cr[:4]) == len(cr) == 19
-    assert credssp.parse_request(cr) == credssp.PROTOCOL_SSL | credssp.PROTOCOL_HYBRID
-    cc = credssp.connection_confirm(credssp.PROTOCOL_HYBRID)
+    assert encoders.parse_request(cr) == credssp.PROTOCOL_SSL | credssp.PROTOCOL_HYBRID
+    cc = encoders.connection_confirm(credssp.PROTOCOL_HYBRID)
     assert credssp.parse_confirm(cc) == credssp.PROTOCOL_HYBRID
     failure = cc[:11] + bytes([credssp.TYPE_RDP_NEG_FAILURE, 0, 8, 0, 5, 0, 0, 0])
     with pytest.raises(ProtocolError, match="failure code 5"):
@@ -168,7 +169,7 @@ def test_x224_confirm_and_request() -> None:
 
 # -- WS-Man -----------------------------------------------------------------------------
 def test_wsman_identify_anonymous_windows() -> None:
-    body = wsman.identify_response_xml("Microsoft Corporation", "OS: 0.0.0 SP: 0.0 Stack: 3.0")
+    body = encoders.identify_response_xml("Microsoft Corporation", "OS: 0.0.0 SP: 0.0 Stack: 3.0")
     ident = wsman.parse_identify(body)
     assert ident is not None and ident.os_version is None  # anonymous: no OS build
     p = wsman.platform_from_identify(ident, "WinRM")
@@ -177,26 +178,26 @@ def test_wsman_identify_anonymous_windows() -> None:
 
 def test_wsman_identify_authenticated_and_bmc() -> None:
     win = wsman.parse_identify(
-        wsman.identify_response_xml("Microsoft Corporation", "OS: 10.0.20348 SP: 0.0 Stack: 3.0")
+        encoders.identify_response_xml("Microsoft Corporation", "OS: 10.0.20348 SP: 0.0 Stack: 3.0")
     )
     assert win is not None and win.os_version == "10.0.20348"
-    dell = wsman.parse_identify(wsman.identify_response_xml("Dell Inc.", "1.0"))
+    dell = wsman.parse_identify(encoders.identify_response_xml("Dell Inc.", "1.0"))
     assert dell is not None and wsman.platform_from_identify(dell, "x").product == "BMC"
     assert wsman.parse_identify(b"<html/>") is None
 
 
 # -- XAPI -------------------------------------------------------------------------------
 def test_xapi_front_page_and_fault() -> None:
-    p = xapi.parse_front_page(xapi.front_page_html("XCP-ng", "8.2.1"))
+    p = xapi.parse_front_page(encoders.front_page_html("XCP-ng", "8.2.1"))
     assert p is not None and (p.product, p.version) == ("XCP-ng", "8.2.1")
     citrix = xapi.parse_front_page(b"<title>Citrix Hypervisor 8.2</title>")
     assert citrix is not None and (citrix.product, citrix.version) == ("XenServer", "8.2")
     assert xapi.parse_front_page(b"<title>iDRAC9</title>") is None
-    assert xapi.parse_xmlrpc_fault(xapi.fault_xml("SESSION_INVALID", "x")) == (
+    assert xapi.parse_xmlrpc_fault(encoders.fault_xml("SESSION_INVALID", "x")) == (
         "SESSION_INVALID",
         "x",
     )
-    ok = xapi.fault_xml().replace(b"Failure", b"Success")
+    ok = encoders.fault_xml().replace(b"Failure", b"Success")
     assert xapi.parse_xmlrpc_fault(ok) is None
 
 

@@ -12,7 +12,8 @@ import pytest
 from sample_report import sample_report
 
 from chanscan.errors import ReportFormatError, UsageError
-from chanscan.gate import gate_failures, grade_rank, parse_grade, unprobed, worse_grade
+from chanscan.gate import gate_failures, parse_grade, unprobed
+from chanscan.grading.scale import grade_rank, worse_grade
 from chanscan.model import Severity
 from chanscan.reports import RenderOptions, render, renderer
 from chanscan.reports.json_report import load_report, write_atomic

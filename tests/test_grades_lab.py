@@ -15,13 +15,12 @@ from pathlib import Path
 import pytest
 
 from chanscan.assess import assess
-from chanscan.gate import grade_rank
+from chanscan.grading.scale import grade_rank
 from chanscan.lab import Lab
 from chanscan.lab.certs import LabCA, new_key, self_signed
 from chanscan.lab.ssh_servers import sshd_available, start_sshd
 from chanscan.lab.tls_context import context_for
-from chanscan.model import SCHEMA_ID, Channel, Endpoint, EndpointResult, ScanReport
-from chanscan.probes.base import ScanOptions
+from chanscan.model import SCHEMA_ID, Channel, Endpoint, EndpointResult, ScanOptions, ScanReport
 from chanscan.probes.ssh import SshProbe
 from chanscan.probes.tls import TlsProbe
 from chanscan.scheduler import now_rfc3339, probe_once

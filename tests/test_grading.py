@@ -26,9 +26,9 @@ from grading_fixtures import (
 from obs_builders import SCAN_TIME
 
 from chanscan import rules
-from chanscan.gate import GRADES, grade_rank
 from chanscan.grading import ALL_CAPS, grade_endpoint, host_grades, rule_ids, worst
 from chanscan.grading import caps as caps_mod
+from chanscan.grading.scale import GRADES, grade_rank
 from chanscan.grading.tls_score import letter_for, score
 from chanscan.model import Axis, Channel, Grade, GradeCaps, Status
 from chanscan.obs.tls import HttpInfo

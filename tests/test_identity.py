@@ -22,10 +22,9 @@ from chanscan.diff import diff_reports
 from chanscan.lab import Lab
 from chanscan.lab.core import free_port
 from chanscan.lab.ssh_servers import start_asyncssh
-from chanscan.model import PlatformHint, ScanReport, Status
+from chanscan.model import PlatformHint, ScanOptions, ScanReport, Status
 from chanscan.pins import PinStore
 from chanscan.probes import default_probes
-from chanscan.probes.base import ScanOptions
 from chanscan.scheduler import ResultCollector, scan
 
 NAME = "dual.lab.test"

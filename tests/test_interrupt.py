@@ -24,9 +24,8 @@ import trio.testing
 
 from chanscan.config import inventory_from_args, plan
 from chanscan.lab import Lab
-from chanscan.model import PlatformHint, Status
+from chanscan.model import PlatformHint, ScanOptions, Status
 from chanscan.probes import default_probes
-from chanscan.probes.base import ScanOptions
 from chanscan.scheduler import ResultCollector, progress_printer, scan
 from chanscan.schema import shipped_schema
 

@@ -1,6 +1,7 @@
-"""Layering fixes of issue 15 item 9 (the small parts): ``demo`` does not import
-``commands`` (the cycle is gone, lazy imports included), and host platforms are folded
-in one place, inside ``assess``."""
+"""Layering of issue 15 item 9: ``demo`` does not import ``commands`` (the cycle is
+gone, lazy imports included), host platforms are folded in one place (``assess``), the
+grade scale belongs to grading, the lab's encoders live in the lab, and ``ScanOptions``
+is a value of the model."""
 
 from __future__ import annotations
 
@@ -47,3 +48,41 @@ def test_platforms_are_folded_once_inside_assess() -> None:
         if _calls(p, "fold_platforms")
     }
     assert callers == {"assess.py": 1}
+
+
+def test_the_grade_scale_belongs_to_grading() -> None:
+    """Grading makes the letters; the gate consumes them, never the other way round."""
+    for module in (ROOT / "grading").rglob("*.py"):
+        assert not any(m.startswith("chanscan.gate") for m in _imports(module)), module
+    assert "chanscan.grading.scale" in _imports(ROOT / "gate.py")
+
+
+def test_lab_encoders_live_in_the_lab() -> None:
+    """The product's fingerprint modules send and parse; the servers' answers the lab
+    imitates are built in ``chanscan.lab.encoders``."""
+    lab_only = {
+        "service_content_xml",
+        "service_versions_xml",
+        "front_page_html",
+        "fault_xml",
+        "identify_response_xml",
+        "build_challenge",
+        "is_negotiate",
+        "connection_confirm",
+        "parse_request",
+    }
+    for module in (ROOT / "fingerprint").glob("*.py"):
+        tree = ast.parse(module.read_text(encoding="utf-8"))
+        defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+        assert not defined & lab_only, (module, defined & lab_only)
+        assert not any(m.startswith("chanscan.lab") for m in _imports(module)), module
+    encoders = ast.parse((ROOT / "lab" / "encoders.py").read_text(encoding="utf-8"))
+    assert lab_only <= {n.name for n in encoders.body if isinstance(n, ast.FunctionDef)}
+
+
+def test_scan_options_are_a_value_of_the_model() -> None:
+    model = ast.parse((ROOT / "model.py").read_text(encoding="utf-8"))
+    assert "ScanOptions" in {n.name for n in model.body if isinstance(n, ast.ClassDef)}
+    tests = Path(__file__).resolve().parent
+    for module in [*ROOT.rglob("*.py"), *tests.glob("*.py")]:
+        assert "chanscan.probes.base.ScanOptions" not in _imports(module), module

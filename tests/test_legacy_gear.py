@@ -25,9 +25,8 @@ from chanscan.lab.imitations import ESXI_55, vsphere_sdk, xapi_host
 from chanscan.lab.legacy_tls import LegacyProfile, esxi55_host, tlslite_server
 from chanscan.lab.ssh_servers import start_bmc_asyncssh
 from chanscan.lab.tls_context import context_for
-from chanscan.model import Channel, Endpoint, EndpointResult, Status
+from chanscan.model import Channel, Endpoint, EndpointResult, ScanOptions, Status
 from chanscan.probes import default_probes
-from chanscan.probes.base import ScanOptions
 from chanscan.probes.ssh import SshProbe
 from chanscan.rules import evaluate, evaluate_host
 from chanscan.scheduler import ResultCollector, probe_once, scan_endpoints

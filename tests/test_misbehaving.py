@@ -16,9 +16,8 @@ from chanscan.lab import Lab
 from chanscan.lab.misbehaving import CLASSES, reset_after_first, ssh_raw_server, start_all
 from chanscan.lab.ssh_servers import TERRAPIN_CHACHA, sshd_available
 from chanscan.lab.tls_servers import CertSpec, issue, python_tls_server
-from chanscan.model import Channel, Endpoint, EndpointResult, Status
+from chanscan.model import Channel, Endpoint, EndpointResult, ScanOptions, Status
 from chanscan.probes import default_probes
-from chanscan.probes.base import ScanOptions
 from chanscan.probes.ssh import SshProbe
 from chanscan.probes.ssh_wire import encode_kexinit, encode_packet
 from chanscan.probes.tls import TlsProbe

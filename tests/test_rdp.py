@@ -20,9 +20,8 @@ from sslyze.server_setting import ServerNetworkConfiguration, ServerNetworkLocat
 
 from chanscan.lab.core import Handle, Lab, free_port
 from chanscan.lab.rdp_server import add_rdp_server, choose
-from chanscan.model import Endpoint, Status
+from chanscan.model import Endpoint, ScanOptions, Status
 from chanscan.probes import rdp_wire as w
-from chanscan.probes.base import ScanOptions
 from chanscan.probes.rdp import RdpProbe
 from chanscan.rules import rdp as rdp_rules
 from chanscan.scheduler import probe_once

@@ -18,10 +18,9 @@ from chanscan.lab import Lab
 from chanscan.lab.core import free_port
 from chanscan.lab.rdp_server import add_rdp_server, encode_connect_response
 from chanscan.lab.xrdp_server import start_xrdp, xrdp_available
-from chanscan.model import Channel, Endpoint, EndpointResult, Status
+from chanscan.model import Channel, Endpoint, EndpointResult, ScanOptions, Status
 from chanscan.obs.rdp import RdpEncryption, RdpObservation
 from chanscan.probes import rdp_mcs as mcs
-from chanscan.probes.base import ScanOptions
 from chanscan.probes.rdp import RdpProbe
 from chanscan.scheduler import probe_once
 

@@ -13,9 +13,9 @@ import trio.testing
 
 from chanscan.aiobridge import AsyncioBridge
 from chanscan.errors import ProtocolError
-from chanscan.model import Channel, Endpoint, Status
+from chanscan.model import Channel, Endpoint, ScanOptions, Status
 from chanscan.obs.tls import TlsObservation
-from chanscan.probes.base import ProbeContext, ScanOptions
+from chanscan.probes.base import ProbeContext
 from chanscan.scheduler import EndpointContext, Scheduler, probe_once
 from chanscan.workers import ThreadWorkers
 

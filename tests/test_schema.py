@@ -11,8 +11,7 @@ from chanscan.config import inventory_from_args, plan
 from chanscan.errors import ReportFormatError
 from chanscan.lab import Lab
 from chanscan.lab.core import free_port
-from chanscan.model import SCHEMA_ID, PlatformHint, ScanReport
-from chanscan.probes.base import ScanOptions
+from chanscan.model import SCHEMA_ID, PlatformHint, ScanOptions, ScanReport
 from chanscan.scheduler import scan
 from chanscan.schema import build_schema, shipped_schema
 from chanscan.serde import from_jsonable, to_jsonable

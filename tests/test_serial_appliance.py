@@ -13,9 +13,9 @@ from sslyze.plugins.scan_commands import ScanCommand
 
 from chanscan.lab.core import Lab, free_port
 from chanscan.lab.tls_servers import CertSpec, issue, python_tls_server
-from chanscan.model import Channel, Endpoint, PlatformInfo, Status
+from chanscan.model import Channel, Endpoint, PlatformInfo, ScanOptions, Status
 from chanscan.obs.tls import TlsObservation
-from chanscan.probes.base import Observation, ProbeContext, ScanOptions
+from chanscan.probes.base import Observation, ProbeContext
 from chanscan.probes.tls import TlsProbe
 from chanscan.probes.tls_jobs import CLIENT_RENEGOTIATIONS, run_command
 from chanscan.scheduler import ResultCollector, probe_once, scan_endpoints

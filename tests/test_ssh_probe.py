@@ -24,9 +24,8 @@ from chanscan.lab.ssh_servers import (
     start_legacy_asyncssh,
     start_sshd,
 )
-from chanscan.model import Channel, Endpoint, EndpointResult, Status
+from chanscan.model import Channel, Endpoint, EndpointResult, ScanOptions, Status
 from chanscan.obs.ssh import KexInit
-from chanscan.probes.base import ScanOptions
 from chanscan.probes.ssh import SshProbe, host_key_requests
 from chanscan.probes.ssh_wire import key_bits
 from chanscan.rules.ssh import findings

@@ -23,9 +23,8 @@ from sslyze.server_setting import ServerNetworkConfiguration
 from chanscan.lab.authd_server import AUTHD_BANNER, add_authd_server
 from chanscan.lab.core import Lab, free_port
 from chanscan.lab.tls_servers import CertSpec
-from chanscan.model import Endpoint
+from chanscan.model import Endpoint, ScanOptions
 from chanscan.probes import tls_jobs
-from chanscan.probes.base import ScanOptions
 from chanscan.probes.tls_jobs import ChanscanNetworkConfiguration, install_hooks, run_command
 from tests._tls_lab import NAME, server_info, start_python
 

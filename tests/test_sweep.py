@@ -12,8 +12,7 @@ import trio.lowlevel
 import trio.testing
 
 from chanscan.lab.core import Lab, free_port
-from chanscan.model import Channel, DownHosts, Endpoint, EndpointResult, Status
-from chanscan.probes.base import ScanOptions
+from chanscan.model import Channel, DownHosts, Endpoint, EndpointResult, ScanOptions, Status
 from chanscan.scheduler import ResultCollector, scan_endpoints
 from chanscan.sweep import (
     DOWN_AFTER,

@@ -13,8 +13,7 @@ from sslyze.server_connectivity import TlsVersionEnum
 
 from chanscan.lab.core import Lab, free_port
 from chanscan.lab.tls_servers import LEGACY, CertSpec
-from chanscan.model import Endpoint, Status
-from chanscan.probes.base import ScanOptions
+from chanscan.model import Endpoint, ScanOptions, Status
 from chanscan.probes.tls import TlsProbe
 from chanscan.probes.tls_enum import describe_suite
 from chanscan.probes.tls_jobs import (

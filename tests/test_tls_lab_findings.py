@@ -13,8 +13,7 @@ from chanscan.lab.authd_server import AUTHD_BANNER, add_authd_server
 from chanscan.lab.certs import LabCA, new_key, self_signed
 from chanscan.lab.core import Handle, Lab, free_port
 from chanscan.lab.tls_context import context_for
-from chanscan.model import Channel, Endpoint, EndpointResult, Status
-from chanscan.probes.base import ScanOptions
+from chanscan.model import Channel, Endpoint, EndpointResult, ScanOptions, Status
 from chanscan.probes.tls import TlsProbe
 from chanscan.rules import tls as rules
 from chanscan.scheduler import probe_once

@@ -25,9 +25,8 @@ from chanscan.lab.tls_servers import (
     single_worker_server,
     version_intolerant_proxy,
 )
-from chanscan.model import Channel, Endpoint, EndpointResult, Status
+from chanscan.model import Channel, Endpoint, EndpointResult, ScanOptions, Status
 from chanscan.obs.tls import TlsObservation
-from chanscan.probes.base import ScanOptions
 from chanscan.probes.tls import TlsProbe
 from chanscan.probes.tls_jobs import ChanscanNetworkConfiguration, run_command
 from chanscan.scheduler import ResultCollector, probe_once, scan_endpoints

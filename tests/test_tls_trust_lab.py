@@ -21,8 +21,7 @@ from chanscan.lab.certs import Issued, LabCA, leaf_signed_by
 from chanscan.lab.core import Handle, Lab, free_port
 from chanscan.lab.tls_context import context_for
 from chanscan.lab.tls_servers import ServerCert, openssl_server
-from chanscan.model import Channel, Endpoint, EndpointResult, Finding, Status
-from chanscan.probes.base import ScanOptions
+from chanscan.model import Channel, Endpoint, EndpointResult, Finding, ScanOptions, Status
 from chanscan.probes.tls import TlsProbe
 from chanscan.rules import tls as rules
 from chanscan.scheduler import probe_once

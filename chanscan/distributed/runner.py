@@ -42,8 +42,7 @@ from chanscan.distributed.shards import (
     unscanned_rows,
 )
 from chanscan.errors import ReportFormatError, UsageError
-from chanscan.model import ScanReport
-from chanscan.probes.base import ScanOptions
+from chanscan.model import ScanOptions, ScanReport
 from chanscan.scheduler import ResultCollector
 
 TASK_RETRIES = 2

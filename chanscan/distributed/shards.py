@@ -13,8 +13,7 @@ from typing import Any
 
 from chanscan.config import PlannedTarget
 from chanscan.errors import UsageError
-from chanscan.model import Channel, EndpointResult, Status, Vantage
-from chanscan.probes.base import ScanOptions
+from chanscan.model import Channel, EndpointResult, ScanOptions, Status, Vantage
 from chanscan.serde import from_jsonable
 
 # A shard carries at most this many hosts: small enough that a lost worker costs

@@ -24,7 +24,7 @@ import trio
 
 from chanscan import __version__
 from chanscan.distributed.shards import ShardTask
-from chanscan.probes.base import ScanOptions
+from chanscan.model import ScanOptions
 from chanscan.scheduler import ResultCollector, scan
 from chanscan.serde import to_jsonable
 

@@ -30,10 +30,6 @@ def connection_request(requested: int = PROTOCOL_SSL | PROTOCOL_HYBRID) -> bytes
     return w.encode_connection_request(requested)
 
 
-def connection_confirm(selected: int) -> bytes:
-    return w.encode_connection_confirm(selected=selected)
-
-
 def tpkt_length(header: bytes) -> int:
     try:
         return w.tpkt_length(header)
@@ -51,15 +47,6 @@ def parse_confirm(tpkt: bytes) -> int:
         raise ProtocolError(f"RDP negotiation failure code {confirm.failure}")
     # No RDP_NEG_RSP: a legacy server speaking standard RDP only.
     return PROTOCOL_RDP if confirm.selected is None else confirm.selected
-
-
-def parse_request(tpkt: bytes) -> int:
-    """The requested protocols of an X.224 Connection Request (for the lab)."""
-    try:
-        request = w.decode_connection_request(tpkt)
-    except w.RdpWireError as exc:
-        raise ProtocolError(f"no X.224 Connection Request: {exc}") from exc
-    return PROTOCOL_RDP if request.requested is None else request.requested
 
 
 # -- minimal DER (only what TSRequest needs) -----------------------------------------

@@ -108,10 +108,6 @@ def build_negotiate() -> bytes:
     )
 
 
-def is_negotiate(data: bytes) -> bool:
-    return len(data) >= 12 and data[:8] == SIGNATURE and _u32(data, 8) == NEGOTIATE
-
-
 def _u16(data: bytes, off: int) -> int:
     return int(struct.unpack_from("<H", data, off)[0])
 
@@ -171,59 +167,6 @@ def parse_challenge(data: bytes) -> NtlmChallenge:
         os_minor=minor,
         os_build=build,
         ntlm_revision=revision,
-    )
-
-
-def build_challenge(
-    *,
-    netbios_computer: str,
-    netbios_domain: str,
-    dns_computer: str,
-    dns_domain: str,
-    os_version: tuple[int, int, int],
-    server_challenge: bytes = b"\x01\x23\x45\x67\x89\xab\xcd\xef",
-) -> bytes:
-    """A CHALLENGE_MESSAGE as Windows sends it (for the lab and parser tests)."""
-    pairs = b""
-    for av_id, value in (
-        (AV_NB_DOMAIN, netbios_domain),
-        (AV_NB_COMPUTER, netbios_computer),
-        (AV_DNS_DOMAIN, dns_domain),
-        (AV_DNS_COMPUTER, dns_computer),
-        (AV_DNS_TREE, dns_domain),
-    ):
-        raw = value.encode("utf-16-le")
-        pairs += struct.pack("<HH", av_id, len(raw)) + raw
-    pairs += struct.pack("<HHQ", AV_TIMESTAMP, 8, 0) + struct.pack("<HH", AV_EOL, 0)
-    target = netbios_domain.encode("utf-16-le")
-    flags = (
-        FLAG_UNICODE
-        | FLAG_REQUEST_TARGET
-        | FLAG_NTLM
-        | FLAG_ALWAYS_SIGN
-        | FLAG_TARGET_TYPE_DOMAIN
-        | FLAG_EXTENDED_SESSIONSECURITY
-        | FLAG_TARGET_INFO
-        | FLAG_VERSION
-        | FLAG_128
-        | FLAG_56
-    )
-    header_len = 56
-    target_off = header_len
-    info_off = target_off + len(target)
-    major, minor, build = os_version
-    version = struct.pack("<BBH3xB", major, minor, build, 15)  # NTLMSSP_REVISION_W2K3
-    return (
-        SIGNATURE
-        + struct.pack("<I", CHALLENGE)
-        + struct.pack("<HHI", len(target), len(target), target_off)
-        + struct.pack("<I", flags)
-        + server_challenge
-        + bytes(8)  # Reserved
-        + struct.pack("<HHI", len(pairs), len(pairs), info_off)
-        + version
-        + target
-        + pairs
     )
 
 

@@ -79,19 +79,3 @@ def platform_from_identify(ident: WsmanIdentity, source: str) -> PlatformInfo:
     if any(v in vendor for v in ("Dell", "Intel", "Hewlett", "HPE", "Lenovo", "Supermicro")):
         return PlatformInfo(product="BMC", confidence="low", evidence=(evidence,))
     return PlatformInfo(product=None, confidence="low", evidence=(evidence,))
-
-
-def identify_response_xml(vendor: str, product_version: str) -> bytes:
-    """An IdentifyResponse as Windows Remote Management sends it (for the lab)."""
-    return (
-        f'<s:Envelope xmlns:s="{SOAP12_NS}" xml:lang="en-US"><s:Header/><s:Body>'
-        f'<wsmid:IdentifyResponse xmlns:wsmid="{IDENTITY_NS}">'
-        "<wsmid:ProtocolVersion>http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd"
-        "</wsmid:ProtocolVersion>"
-        f"<wsmid:ProductVendor>{vendor}</wsmid:ProductVendor>"
-        f"<wsmid:ProductVersion>{product_version}</wsmid:ProductVersion>"
-        "<wsmid:SecurityProfiles><wsmid:SecurityProfileName>"
-        "http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/http/spnego-kerberos"
-        "</wsmid:SecurityProfileName></wsmid:SecurityProfiles>"
-        "</wsmid:IdentifyResponse></s:Body></s:Envelope>"
-    ).encode()

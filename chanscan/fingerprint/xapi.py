@@ -75,23 +75,3 @@ def platform_from_fault(description: tuple[str, ...]) -> PlatformInfo:
         confidence="low",
         evidence=(f"XAPI XML-RPC Failure {', '.join(description) or '(empty)'}",),
     )
-
-
-def front_page_html(product: str, version: str) -> bytes:
-    """A welcome page in the shape XAPI serves on ``/`` (for the lab)."""
-    return (
-        '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
-        f"<title>{product} {version}</title></head>\n<body>"
-        f"<h1>Welcome to {product} {version}</h1>"
-        "<p>Manage this host with XO Lite or the XenAPI.</p></body></html>\n"
-    ).encode()
-
-
-def fault_xml(*description: str) -> bytes:
-    values = "".join(f"<value>{d}</value>" for d in description)
-    return (
-        '<?xml version="1.0"?><methodResponse><params><param><value><struct>'
-        "<member><name>Status</name><value>Failure</value></member>"
-        f"<member><name>ErrorDescription</name><value><array><data>{values}</data>"
-        "</array></value></member></struct></value></param></params></methodResponse>"
-    ).encode()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chanscan.gate import GRADES, grade_rank
+from chanscan.grading.scale import GRADES, grade_rank
 from chanscan.model import Axis
 
 # Published sources the table cites more than once.
@@ -40,7 +40,7 @@ MOZILLA_TLS = "https://wiki.mozilla.org/Security/Server_Side_TLS"
 class CapRule:
     rule: str  # the finding id, or a "grade.*" id for a rule computed from the observation
     axis: Axis  # MITM or EAVESDROPPING; a finding weighing on both has two rows
-    cap: str  # best letter still possible, one of chanscan.gate.GRADES
+    cap: str  # best letter still possible, one of chanscan.grading.scale.GRADES
     reference: str
     source: str = "ssllabs"  # "ssllabs" when the letter is SSL Labs', "chanscan" otherwise
 

@@ -25,7 +25,8 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from chanscan.fingerprint import credssp, ntlm, vim, wsman, xapi
+from chanscan.fingerprint import credssp, vim
+from chanscan.lab import encoders
 from chanscan.lab.certs import self_signed
 from chanscan.lab.core import Handle, Lab
 from chanscan.lab.rdp_server import answer_connection_request
@@ -201,10 +202,10 @@ def vsphere_sdk(
     def route(req: Request, body: bytes) -> tuple[int, tuple[tuple[str, str], ...], bytes]:
         if req.method == "POST" and req.path.rstrip("/") == "/sdk":
             if b"RetrieveServiceContent" in body and not refuse_sdk:
-                return 200, (xml_type,), vim.service_content_xml(about, "00000000-0000-0000")
+                return 200, (xml_type,), encoders.service_content_xml(about, "00000000-0000-0000")
             return 500, (xml_type,), _SERVICE_FAULT
         if req.method == "GET" and req.path == "/sdk/vimServiceVersions.xml":
-            return 200, (xml_type,), vim.service_versions_xml(api, ("7.0.3.0", "6.7.3"))
+            return 200, (xml_type,), encoders.service_versions_xml(api, ("7.0.3.0", "6.7.3"))
         if req.method == "GET" and req.path == "/":
             title = "VMware ESXi" if is_esxi else "vSphere Client"
             return 200, (("Content-Type", "text/html"),), f"<title>{title}</title>".encode()
@@ -239,9 +240,9 @@ def xapi_host(
 
     def route(req: Request, body: bytes) -> tuple[int, tuple[tuple[str, str], ...], bytes]:
         if req.method == "GET" and req.path == "/":
-            return 200, (("Content-Type", "text/html"),), xapi.front_page_html(product, version)
+            return 200, (("Content-Type", "text/html"),), encoders.front_page_html(product, version)
         if req.method == "POST" and req.path == "/":
-            return 200, (("Content-Type", "text/xml"),), xapi.fault_xml("SESSION_INVALID", "")
+            return 200, (("Content-Type", "text/xml"),), encoders.fault_xml("SESSION_INVALID", "")
         return 404, (), b""
 
     ctx = context or _server_context("xapi.lab.invalid")
@@ -264,7 +265,7 @@ class WindowsIdentity:
     os_version: tuple[int, int, int] = (10, 0, 17763)
 
     def challenge(self) -> bytes:
-        return ntlm.build_challenge(
+        return encoders.build_challenge(
             netbios_computer=self.netbios_computer,
             netbios_domain=self.netbios_domain,
             dns_computer=self.dns_computer,
@@ -295,7 +296,7 @@ def winrm(
         scheme, _, token = auth.partition(" ")
         if scheme.lower() in ("negotiate", "ntlm") and token:
             raw = base64.b64decode(token)
-            if ntlm.is_negotiate(raw):
+            if encoders.is_negotiate(raw):
                 challenge = base64.b64encode(identity.challenge()).decode()
                 return 401, (server, ("WWW-Authenticate", f"{scheme} {challenge}")), b""
         if req.method == "POST" and b"Identify" in body and not auth:
@@ -303,7 +304,7 @@ def winrm(
             return (
                 200,
                 (server, soap),
-                wsman.identify_response_xml("Microsoft Corporation", product),
+                encoders.identify_response_xml("Microsoft Corporation", product),
             )
         return (
             401,
@@ -350,8 +351,10 @@ def rdp(
             buf += chunk
             total = credssp.der_total_length(buf)
         _version, token, _error = credssp.decode_ts_request(buf[:total])
-        log.append(Request("CredSSP", "negotiate" if token and ntlm.is_negotiate(token) else "?"))
-        if token is None or not ntlm.is_negotiate(token):
+        log.append(
+            Request("CredSSP", "negotiate" if token and encoders.is_negotiate(token) else "?")
+        )
+        if token is None or not encoders.is_negotiate(token):
             return
         writer.write(credssp.encode_ts_request(identity.challenge()))
         await writer.drain()

@@ -13,13 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import trio
 
-from chanscan.model import Channel, Endpoint
+from chanscan.model import Channel, Endpoint, ScanOptions
 from chanscan.obs.rdp import RdpObservation
 from chanscan.obs.ssh import SshObservation
 from chanscan.obs.tls import TlsObservation
@@ -27,27 +25,6 @@ from chanscan.obs.tls import TlsObservation
 T = TypeVar("T")
 
 Observation = TlsObservation | SshObservation | RdpObservation
-
-
-@dataclass(frozen=True)
-class ScanOptions:
-    """Tunables every probe may read. Times are seconds."""
-
-    connect_timeout: float = 3.0  # one TCP connect during discovery
-    sniff_timeout: float = 1.5  # wait for a server-first banner (SSH, authd)
-    endpoint_deadline: float = 30.0  # the whole probe of one endpoint
-    network_timeout: float = 5.0  # one read/handshake inside a probe (sslyze's)
-    # One fingerprinting request: best effort, and short, because a one-worker
-    # appliance serves nothing else while it sits on a request it will not answer.
-    fingerprint_timeout: float = 2.0
-    per_host_connections: int = 5  # an ESXi hostd survives this
-    global_connections: int = 64
-    # Discovery connects at once, apart from the probes' budget (a sparse sweep waits
-    # on silent addresses, not on servers). 0: sized from the file-descriptor limit.
-    discovery_connections: int = 0
-    worker_threads: int = 8  # long-lived threads for blocking work (sslyze/nassl)
-    ca_bundle: Path | None = None
-    ssh_user: str = "chanscan-probe"  # neutral user name for the 'none' auth query
 
 
 class ProbeContext(Protocol):

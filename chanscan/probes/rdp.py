@@ -27,12 +27,12 @@ from typing import Any, TypeVar
 import trio
 
 from chanscan.errors import ProbeError, ProtocolError
-from chanscan.model import Channel, Endpoint
+from chanscan.model import Channel, Endpoint, ScanOptions
 from chanscan.obs.rdp import RdpEncryption, RdpNegotiation, RdpObservation
 from chanscan.obs.tls import ProtocolSupport, TlsObservation
 from chanscan.probes import rdp_mcs as mcs
 from chanscan.probes import rdp_wire as w
-from chanscan.probes.base import Observation, Probe, ProbeContext, ScanOptions
+from chanscan.probes.base import Observation, Probe, ProbeContext
 from chanscan.probes.tls_cert import certificate_checks
 
 T = TypeVar("T")

@@ -47,10 +47,9 @@ from sslyze.server_connectivity import (
 )
 from sslyze.server_setting import ServerNetworkConfiguration, ServerNetworkLocation
 
-from chanscan.model import Endpoint
+from chanscan.model import Endpoint, ScanOptions
 from chanscan.probes import sslyze_adapter as adapter
 from chanscan.probes import tls_enum
-from chanscan.probes.base import ScanOptions
 from chanscan.workers import check_cancelled
 
 # The longest plaintext greeting we accept before TLS (authd's is ~150 bytes).

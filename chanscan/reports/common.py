@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 
-from chanscan.gate import grade_rank, worst_severity
+from chanscan.gate import worst_severity
+from chanscan.grading.scale import grade_rank
 from chanscan.model import Channel, EndpointResult, Finding, PlatformHint, Status
 
 # URI scheme per channel for locations (SARIF) and labels; "vmware-authd" is ours:

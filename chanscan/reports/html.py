@@ -16,8 +16,9 @@ from __future__ import annotations
 from collections import defaultdict
 from html import escape
 
-from chanscan.gate import UNPROBED, gate_failures, grade_rank, worst_severity
+from chanscan.gate import UNPROBED, gate_failures, worst_severity
 from chanscan.grading import host_grades
+from chanscan.grading.scale import grade_rank
 from chanscan.model import Channel, EndpointResult, Finding, ScanReport, Severity, Status
 from chanscan.reports.common import host_port, platform_label, risk_key, sorted_findings
 from chanscan.reports.options import RenderOptions

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from collections import Counter, defaultdict
 
-from chanscan.gate import UNPROBED, gate_failures, grade_rank, unprobed
+from chanscan.gate import UNPROBED, gate_failures, unprobed
 from chanscan.grading import host_grades
+from chanscan.grading.scale import grade_rank
 from chanscan.model import EndpointResult, ScanReport, Severity, Status
 from chanscan.reports.common import (
     platform_label,
