@@ -10,8 +10,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 
-from chanscan.gate import UNPROBED, endpoint_gate_failures, host_gate_failures
-from chanscan.model import EndpointResult, HostResult, ScanReport, Status
+from chanscan.gate import UNPROBED, GateFailure, endpoint_gate_failures, host_gate_failures
+from chanscan.model import EndpointResult, Finding, HostResult, ScanReport, Status
 from chanscan.reports.common import SCHEMES, uri_host
 from chanscan.reports.options import RenderOptions
 
@@ -41,7 +41,13 @@ def _case(result: EndpointResult, opts: RenderOptions) -> tuple[ET.Element, int,
         ET.SubElement(case, "skipped", {"message": "port closed"})
         return case, 0, 0, 1
     failures = endpoint_gate_failures(result, opts.fail_on, opts.min_grade)
-    by_id = {f.id: f for f in result.findings}
+    _failures(case, failures, result.findings)
+    return case, 1 if failures else 0, 0, 0
+
+
+def _failures(case: ET.Element, failures: list[GateFailure], findings: tuple[Finding, ...]) -> None:
+    """One ``failure`` element per gate failure, with the finding's evidence and fix."""
+    by_id = {f.id: f for f in findings}
     for gf in failures:
         fail = ET.SubElement(
             case,
@@ -60,7 +66,6 @@ def _case(result: EndpointResult, opts: RenderOptions) -> tuple[ET.Element, int,
             fail.text = "\n".join(lines)
         else:
             fail.text = gf.message
-    return case, 1 if failures else 0, 0, 0
 
 
 def _host_case(host: HostResult, opts: RenderOptions, graded: bool) -> tuple[ET.Element, int]:
@@ -76,22 +81,7 @@ def _host_case(host: HostResult, opts: RenderOptions, graded: bool) -> tuple[ET.
         },
     )
     failures = host_gate_failures(host, opts.fail_on, opts.min_grade, graded)
-    by_id = {f.id: f for f in host.findings}
-    for gf in failures:
-        fail = ET.SubElement(
-            case,
-            "failure",
-            {
-                "message": f"{gf.subject}: {gf.message}",
-                "type": gf.severity.value if gf.severity else "grade",
-            },
-        )
-        finding = by_id.get(gf.subject) if gf.kind == "finding" else None
-        fail.text = (
-            "\n".join([finding.title, *(f"evidence: {e}" for e in finding.evidence)])
-            if finding is not None
-            else gf.message
-        )
+    _failures(case, failures, host.findings)
     return case, 1 if failures else 0
 
 

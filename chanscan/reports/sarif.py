@@ -118,11 +118,16 @@ def _result(
     if result.grade is not None:
         out["properties"]["grade"] = result.grade.overall
     if finding.waived:
-        suppression: dict[str, Any] = {"kind": "external", "status": "accepted"}
-        if finding.waiver_reason:
-            suppression["justification"] = finding.waiver_reason
-        out["suppressions"] = [suppression]
+        out["suppressions"] = _suppressions(finding)
     return out
+
+
+def _suppressions(finding: Finding) -> list[dict[str, Any]]:
+    """A waived finding is an accepted risk: SARIF's external, accepted suppression."""
+    suppression: dict[str, Any] = {"kind": "external", "status": "accepted"}
+    if finding.waiver_reason:
+        suppression["justification"] = finding.waiver_reason
+    return [suppression]
 
 
 def _host_result(host: HostResult, finding: Finding, rule_index: int) -> dict[str, Any]:
@@ -152,10 +157,7 @@ def _host_result(host: HostResult, finding: Finding, rule_index: int) -> dict[st
         },
     }
     if finding.waived:
-        suppression: dict[str, Any] = {"kind": "external", "status": "accepted"}
-        if finding.waiver_reason:
-            suppression["justification"] = finding.waiver_reason
-        out["suppressions"] = [suppression]
+        out["suppressions"] = _suppressions(finding)
     return out
 
 
