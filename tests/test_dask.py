@@ -35,7 +35,10 @@ from chanscan.lab.tls_servers import plaintext_http_server
 pytestmark = pytest.mark.slow
 
 HOST = "127.77.0.1"
-DASK = Path(sys.executable).with_name("dask")
+# `dask scheduler` / `dask worker` as modules of this interpreter: the same processes
+# the `dask` command starts, found wherever pip put the package (a venv, --user, ...).
+DASK_SCHEDULER = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
+DASK_WORKER = [sys.executable, "-m", "distributed.cli.dask_worker"]
 START_TIMEOUT = 60.0
 
 
@@ -76,7 +79,7 @@ def _wait(ready: Any, proc: Proc, what: str) -> None:
 
 
 def start_scheduler(work: Path, host: str, port: int, tls: list[str] | None = None) -> Proc:
-    argv = [str(DASK), "scheduler", "--host", host, "--port", str(port), "--no-dashboard"]
+    argv = [*DASK_SCHEDULER, "--host", host, "--port", str(port), "--no-dashboard"]
     if tls:
         argv += ["--protocol", "tls", *tls]
     proc = _start(argv, work / f"scheduler-{port}.log", work)
@@ -94,7 +97,7 @@ def start_worker(
     tls: list[str] | None = None,
 ) -> Proc:
     host = scheduler.split("://")[1].rsplit(":", 1)[0]
-    argv = [str(DASK), "worker", scheduler, "--host", host, "--name", name, "--no-dashboard"]
+    argv = [*DASK_WORKER, scheduler, "--host", host, "--name", name, "--no-dashboard"]
     argv += ["--nworkers", "1", "--nthreads", "1", "--local-directory", str(work)]
     argv += ["--preload", "chanscan.distributed.worker"]  # as docs/deployment.md says
     argv += [] if nanny else ["--no-nanny"]
