@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -100,7 +101,13 @@ def scan_until_cancelled(
     def watch() -> None:
         if not ready.wait(30):
             return
-        while not finished.wait(poll):  # bounded: the scan ends within its deadlines
+        # A plain sleep, not a timed Event.wait: a timed wait sleeps until an absolute
+        # monotonic deadline, which a shifted clock (libfaketime in the date-proof test
+        # runs) can push past the scan; a relative sleep cannot be.
+        while not finished.is_set():  # bounded: the scan ends within its deadlines
+            time.sleep(poll)
+            if finished.is_set():
+                return
             if cancelled():
                 hold["cancelled"] = True
                 with contextlib.suppress(trio.RunFinishedError):
