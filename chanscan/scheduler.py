@@ -48,10 +48,8 @@ from chanscan.model import (
     ScanReport,
     Status,
 )
-from chanscan.obs.rdp import RdpObservation
-from chanscan.obs.ssh import SshObservation
-from chanscan.obs.tls import TlsObservation
 from chanscan.probes.base import Observation, Probe, ProbeContext
+from chanscan.rows import banner_text, base_result, capped, with_observation
 from chanscan.sweep import (
     DownLedger,
     PlannedEndpoints,
@@ -272,72 +270,6 @@ async def open_stream(address: str, port: int) -> trio.SocketStream:
 
 
 # -- one endpoint ---------------------------------------------------------------------
-def _with_observation(result: EndpointResult, obs: Observation | None) -> EndpointResult:
-    if isinstance(obs, TlsObservation):
-        return replace(result, tls=obs)
-    if isinstance(obs, SshObservation):
-        return replace(result, ssh=obs)
-    if isinstance(obs, RdpObservation):
-        return replace(result, rdp=obs)
-    return result
-
-
-def _base_result(
-    ep: Endpoint, channel: Channel, status: Status, error: str | None
-) -> EndpointResult:
-    return EndpointResult(
-        host=ep.host,
-        address=ep.address,
-        port=ep.port,
-        channel=channel,
-        status=status,
-        error=error,
-        group=ep.group,
-        policy=ep.policy,
-        platform_hint=ep.platform_hint,
-    )
-
-
-#: The longest text a server can put into a report field (errors, evidence): a 1 MiB
-#: identification line must not become a 1 MiB report.
-MAX_TEXT = 512
-
-
-def cap_text(text: str, limit: int = MAX_TEXT) -> str:
-    return text if len(text) <= limit else f"{text[: limit - 30]}... ({len(text)} chars in all)"
-
-
-def _cap_all(texts: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(map(cap_text, texts))
-
-
-def _too_long(texts: tuple[str, ...]) -> bool:
-    return any(len(t) > MAX_TEXT for t in texts)
-
-
-def _capped(result: EndpointResult) -> EndpointResult:
-    """Every free text a server can fill, capped at :data:`MAX_TEXT` per entry."""
-    if result.error is not None and len(result.error) > MAX_TEXT:
-        result = replace(result, error=cap_text(result.error))
-    p = result.platform
-    if p is not None and _too_long(p.evidence):
-        result = replace(result, platform=replace(p, evidence=_cap_all(p.evidence)))
-    ssh = result.ssh
-    if ssh is not None and (_too_long(ssh.errors) or _too_long(ssh.pre_banner)):
-        ssh = replace(ssh, errors=_cap_all(ssh.errors), pre_banner=_cap_all(ssh.pre_banner))
-        result = replace(result, ssh=ssh)
-    tls = result.tls
-    if tls is not None and _too_long(tls.not_determined):
-        result = replace(result, tls=replace(tls, not_determined=_cap_all(tls.not_determined)))
-    return result
-
-
-def _banner_text(banner: bytes) -> str | None:
-    if not banner:
-        return None
-    return banner.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", "replace")[:255] or None
-
-
 async def _run_probe(ctx: EndpointContext, probe: Probe, result: EndpointResult) -> EndpointResult:
     try:
         obs = await probe.run(ctx)
@@ -354,7 +286,7 @@ async def _run_probe(ctx: EndpointContext, probe: Probe, result: EndpointResult)
             error=f"internal error in the {probe.channel.value} probe (a chanscan bug, "
             f"please report): {type(exc).__name__}: {exc}",
         )
-    return _with_observation(result, obs)
+    return with_observation(result, obs)
 
 
 async def _probe_and_fingerprint(
@@ -400,7 +332,7 @@ def _timed_out(result: EndpointResult, ctx: EndpointContext, deadline: float) ->
     error = f"no complete answer within the {deadline:g}s deadline"
     if ctx.partial is not None and not (result.tls or result.ssh or result.rdp):
         # What the probe measured before the deadline stays on the row.
-        result = _with_observation(result, ctx.partial)
+        result = with_observation(result, ctx.partial)
         error += "; the row holds what was measured before it (partial)"
     return replace(result, status=Status.TIMEOUT, error=error)
 
@@ -409,16 +341,16 @@ async def scan_endpoint(sched: Scheduler, ep: Endpoint) -> EndpointResult:
     """Discovery + probe + fingerprint of one endpoint, inside its deadline."""
     ctx = EndpointContext(sched, ep)
     t0 = time.monotonic()
-    result = _base_result(ep, Channel.UNKNOWN, Status.TIMEOUT, None)
+    result = base_result(ep, Channel.UNKNOWN, Status.TIMEOUT, None)
     with trio.move_on_after(sched.options.endpoint_deadline) as scope:
         ctx.discovering = True
         disc = await discover(ctx)
         ctx.discovering = False
         result = replace(
-            _base_result(
+            base_result(
                 ep, disc.channel, disc.status, disc.detail if disc.status != Status.OK else None
             ),
-            banner=_banner_text(disc.banner),
+            banner=banner_text(disc.banner),
             http=disc.http,
         )
         if disc.status == Status.OK and disc.channel is Channel.UNKNOWN and disc.detail:
@@ -430,7 +362,7 @@ async def scan_endpoint(sched: Scheduler, ep: Endpoint) -> EndpointResult:
     if scope.cancelled_caught:
         result = _timed_out(result, ctx, sched.options.endpoint_deadline)
     elapsed = int((time.monotonic() - t0) * 1000)
-    return _capped(replace(result, connections=ctx.connections, elapsed_ms=elapsed))
+    return capped(replace(result, connections=ctx.connections, elapsed_ms=elapsed))
 
 
 # -- resolution ------------------------------------------------------------------------
@@ -616,7 +548,7 @@ async def probe_once(
     sched = Scheduler(options, {probe.channel: probe})
     ctx = EndpointContext(sched, endpoint, banner)
     t0 = time.monotonic()
-    result = _base_result(endpoint, probe.channel, Status.OK, None)
+    result = base_result(endpoint, probe.channel, Status.OK, None)
     try:
         with trio.move_on_after(options.endpoint_deadline) as scope:
             result = await _run_probe(ctx, probe, result)
@@ -624,6 +556,6 @@ async def probe_once(
             result = _timed_out(result, ctx, options.endpoint_deadline)
     finally:
         sched.close()
-    return _capped(
+    return capped(
         replace(result, connections=ctx.connections, elapsed_ms=int((time.monotonic() - t0) * 1000))
     )

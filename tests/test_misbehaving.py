@@ -21,7 +21,8 @@ from chanscan.probes import default_probes
 from chanscan.probes.ssh import SshProbe
 from chanscan.probes.ssh_wire import encode_kexinit, encode_packet
 from chanscan.probes.tls import TlsProbe
-from chanscan.scheduler import MAX_TEXT, ResultCollector, probe_once, scan_endpoints
+from chanscan.rows import MAX_TEXT
+from chanscan.scheduler import ResultCollector, probe_once, scan_endpoints
 
 NET = "127.112.1"  # this module's loopback block
 DEADLINE = 8.0
