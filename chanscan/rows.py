@@ -6,13 +6,22 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from chanscan.config import PlannedTarget
 from chanscan.model import Channel, Endpoint, EndpointResult, Status
 from chanscan.obs.rdp import RdpObservation
 from chanscan.obs.ssh import SshObservation
 from chanscan.obs.tls import TlsObservation
 from chanscan.probes.base import Observation
 
-__all__ = ["MAX_TEXT", "banner_text", "base_result", "cap_text", "capped", "with_observation"]
+__all__ = [
+    "MAX_TEXT",
+    "banner_text",
+    "base_result",
+    "cap_text",
+    "capped",
+    "planned_error",
+    "with_observation",
+]
 
 
 def with_observation(result: EndpointResult, obs: Observation | None) -> EndpointResult:
@@ -79,3 +88,21 @@ def banner_text(banner: bytes) -> str | None:
     if not banner:
         return None
     return banner.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", "replace")[:255] or None
+
+
+def planned_error(
+    target: PlannedTarget, port: int, error: str, host: str, address: str = ""
+) -> EndpointResult:
+    """The error row of a planned target's port that was never scanned (a name that did
+    not resolve, a shard no worker ran)."""
+    return EndpointResult(
+        host=host,
+        address=address,
+        port=port,
+        channel=Channel.UNKNOWN,
+        status=Status.ERROR,
+        error=error,
+        group=target.group,
+        policy=target.policy,
+        platform_hint=target.platform,
+    )

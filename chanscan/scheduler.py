@@ -49,7 +49,7 @@ from chanscan.model import (
     Status,
 )
 from chanscan.probes.base import Observation, Probe, ProbeContext
-from chanscan.rows import banner_text, base_result, capped, with_observation
+from chanscan.rows import banner_text, base_result, capped, planned_error, with_observation
 from chanscan.sweep import (
     DownLedger,
     PlannedEndpoints,
@@ -414,19 +414,7 @@ async def resolve_targets(
                 notes.append(f"{p.host.name} resolves to excluded {lost}{left}")
         if isinstance(answer, str):
             for port in p.ports:
-                failed.append(
-                    EndpointResult(
-                        host=p.host.name or "",
-                        address="",
-                        port=port,
-                        channel=Channel.UNKNOWN,
-                        status=Status.ERROR,
-                        error=answer,
-                        group=p.group,
-                        policy=p.policy,
-                        platform_hint=p.platform,
-                    )
-                )
+                failed.append(planned_error(p, port, answer, host=p.host.name or ""))
     return PlannedEndpoints(planned, addresses), failed
 
 

@@ -13,7 +13,8 @@ from typing import Any
 
 from chanscan.config import PlannedTarget
 from chanscan.errors import UsageError
-from chanscan.model import Channel, EndpointResult, ScanOptions, Status, Vantage
+from chanscan.model import EndpointResult, ScanOptions, Vantage
+from chanscan.rows import planned_error
 from chanscan.serde import from_jsonable
 
 # A shard carries at most this many hosts: small enough that a lost worker costs
@@ -162,20 +163,8 @@ def unscanned_rows(shard: Shard, error: str) -> list[EndpointResult]:
             if (host, port) in seen:
                 continue
             seen.add((host, port))
-            rows.append(
-                EndpointResult(
-                    host=host,
-                    address=t.host.address or "",
-                    port=port,
-                    channel=Channel.UNKNOWN,
-                    status=Status.ERROR,
-                    error=error,
-                    group=t.group,
-                    policy=t.policy,
-                    platform_hint=t.platform,
-                    vantage=Vantage(shard.site, None),
-                )
-            )
+            row = planned_error(t, port, error, host=host, address=t.host.address or "")
+            rows.append(replace(row, vantage=Vantage(shard.site, None)))
     return rows
 
 
