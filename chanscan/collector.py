@@ -12,6 +12,7 @@ import ipaddress
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +28,7 @@ from chanscan.model import (
     ScanReport,
     Status,
 )
+from chanscan.rows import base_result
 
 # (done, total, what it waits on when nothing completed for a while, or None)
 Progress = Callable[[int, int, "str | None"], None]
@@ -101,20 +103,9 @@ class ResultCollector:
     def interrupt_in_flight(self, now: float) -> None:
         """Every endpoint still in flight becomes an ``interrupted`` row."""
         for ep, since in list(self.in_flight.values()):
-            self.results.append(
-                EndpointResult(
-                    host=ep.host,
-                    address=ep.address,
-                    port=ep.port,
-                    channel=Channel.UNKNOWN,
-                    status=Status.INTERRUPTED,
-                    error=f"scan interrupted after {now - since:.1f} s on this endpoint",
-                    group=ep.group,
-                    policy=ep.policy,
-                    platform_hint=ep.platform_hint,
-                    elapsed_ms=int((now - since) * 1000),
-                )
-            )
+            error = f"scan interrupted after {now - since:.1f} s on this endpoint"
+            row = base_result(ep, Channel.UNKNOWN, Status.INTERRUPTED, error)
+            self.results.append(replace(row, elapsed_ms=int((now - since) * 1000)))
         self.in_flight.clear()
 
     def report(self, complete: bool, command: Sequence[str] = ()) -> ScanReport:

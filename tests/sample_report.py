@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 from obs_builders import certificate, checks_for, kexinit, make_finding, openssh
 
@@ -64,6 +65,14 @@ RSA_CBC = CipherSuite(
 )
 
 
+# The one time the sample scan ran at; every date in it is relative to this.
+SCAN = datetime(2026, 11, 29, 3, 0, tzinfo=UTC)
+
+
+def _z(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def cert(
     cn: str, spki: str, fp: str, *, bits: int = 2048, self_signed: bool = False
 ) -> Certificate:
@@ -71,8 +80,10 @@ def cert(
         cn,
         issuer="CN=Example Issuing CA,O=Example",
         serial="0a1b2c",
-        not_before="2026-01-01T00:00:00Z",
-        not_after="2027-01-01T00:00:00Z",
+        # Valid around the scan, whatever day the suite runs: rules judge the
+        # report's own started_at (SCAN below), never today.
+        not_before=_z(SCAN - timedelta(days=332, hours=3)),
+        not_after=_z(SCAN + timedelta(days=32, hours=21)),
         key_bits=bits,
         self_signed=self_signed,
         sha256_fingerprint=fp,
@@ -364,8 +375,8 @@ def sample_report() -> ScanReport:
         schema=SCHEMA_ID,
         tool_version="0.1.0",
         complete=True,
-        started_at="2026-11-29T03:00:00Z",
-        finished_at="2026-11-29T03:00:41Z",
+        started_at=_z(SCAN),
+        finished_at=_z(SCAN + timedelta(seconds=41)),
         endpoints=(
             vc,
             esxi_https,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import asyncssh
 import pytest
+from obs_builders import at
 
 from chanscan.cli import main
 
@@ -139,15 +140,20 @@ def test_host_in_two_groups_names_both(capsys: pytest.CaptureFixture[str], tmp_p
 
 
 # -- waivers ------------------------------------------------------------------------
+# The waivers below are refused for their finding ids; their expiry is a month after
+# the fixed test time, so no date ever makes them read as expired instead.
+EXPIRES = at(30)[:10]
+
+
 def test_unknown_waiver_finding_is_exit_2_with_line_and_nearest_id(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     waivers = tmp_path / "w.toml"
     waivers.write_text(
         '[[waiver]]\nfinding = "tls.cert.self_signed"\nhost = "*"\nreason = "r"\n'
-        "expires = 2026-01-01\n\n"
+        f"expires = {EXPIRES}\n\n"
         '[[waiver]]\nhost = "*"\nreason = "r"\nfinding = "tls.cert.self_sigend"\n'
-        "expires = 2026-01-01\n"
+        f"expires = {EXPIRES}\n"
     )
     code, _, err = run(capsys, "report", str(GOLDEN_JSON), "--no-color")
     assert code == 1  # (the report itself renders; waivers are a scan option)
@@ -163,7 +169,7 @@ def test_waiver_pattern_matching_nothing_is_exit_2(
 ) -> None:
     waivers = tmp_path / "w.toml"
     waivers.write_text(
-        '[[waiver]]\nfinding = "tsl.*"\nhost = "*"\nreason = "r"\nexpires = 2026-01-01\n'
+        f'[[waiver]]\nfinding = "tsl.*"\nhost = "*"\nreason = "r"\nexpires = {EXPIRES}\n'
     )
     code, _, err = run(capsys, "scan", "127.15.0.10", "--waivers", str(waivers))
     assert code == 2 and f"{waivers}:2: pattern 'tsl.*'" in _one_line_error(err)
